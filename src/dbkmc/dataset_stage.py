@@ -1,0 +1,167 @@
+"""Stage 1 as file-to-file steps: lattice constants, sampling, NEB shards, collection.
+
+Each function is what one Snakemake rule does; the workflow scripts only
+unpack ``snakemake.input/output/params`` and call these.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import ase
+import ase.io
+import numpy as np
+import pandas as pd
+
+from dbkmc.composition import vegard_lattice_parameter
+from dbkmc.dataset import EventSettings, event_geometry, run_event
+from dbkmc.engine import EnginePool
+from dbkmc.lammps_env import lammps_version
+from dbkmc.lattice_constants import measure_end_members
+from dbkmc.neb import NEBSettings
+from dbkmc.potentials import Potential
+from dbkmc.provenance import code_provenance
+from dbkmc.qc import REASONS, summarize
+from dbkmc.sampling import dataset_species, read_events, sample_events, shard_of, write_events
+
+log = logging.getLogger(__name__)
+
+FRAMES = ("A_ideal", "B_ideal", "A_relaxed", "B_relaxed", "saddle")
+
+
+def _write_json(obj, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def species_of(dataset_cfg: Mapping, potential_cfg: Mapping) -> list[str]:
+    return dataset_species(dataset_cfg["compositions"], potential_cfg["elements"])
+
+
+def lattice_constants_step(potential_name: str, potential_cfg: Mapping, species: Sequence[str],
+                           lattice_kind: str, ftol: float, out: str | Path) -> dict:
+    """Measure the end-member lattice parameters of ``species`` with the potential."""
+    pot = Potential.from_config(potential_name, potential_cfg)
+    values = measure_end_members(pot, species, lattice_kind, ftol=ftol)
+    log.info("end-member lattice parameters (%s, %s): %s", potential_name, lattice_kind, values)
+    _write_json({"potential": pot.provenance(), "lattice": lattice_kind, "a": values}, out)
+    return values
+
+
+def sample_events_step(dataset: str, dataset_cfg: Mapping, potential_cfg: Mapping,
+                       lattice_constants_path: str | Path, out: str | Path) -> list[dict]:
+    """Sample the events of one dataset (Vegard lattice parameter per composition)."""
+    end_members = json.loads(Path(lattice_constants_path).read_text())["a"]
+    a = {label: vegard_lattice_parameter(fr, end_members) for label, fr in dataset_cfg["compositions"].items()}
+    events = sample_events(
+        dataset, lattice_kind=dataset_cfg["lattice"], supercell=dataset_cfg["supercell"],
+        mode=dataset_cfg["mode"], compositions=dataset_cfg["compositions"],
+        n_events=dataset_cfg["n_events"], seed=dataset_cfg["seed"],
+        species=species_of(dataset_cfg, potential_cfg), lattice_parameters=a)
+    write_events(events, out)
+    log.info("sampled %d events for dataset %s", len(events), dataset)
+    return events
+
+
+def event_settings(neb_cfg: Mapping, qc_cfg: Mapping) -> EventSettings:
+    neb = NEBSettings(n_images=neb_cfg["n_images"], spring=neb_cfg["spring"], ftol=neb_cfg["ftol"],
+                      max_iter=neb_cfg["max_iter"], climb=neb_cfg["climb"])
+    return EventSettings(neb=neb, relax_ftol=neb_cfg["relax_ftol"], relax_max_iter=neb_cfg["relax_max_iter"],
+                         max_displacement=qc_cfg["max_displacement"])
+
+
+def structures_to_atoms(event: Mapping, structures: Mapping[str, np.ndarray]) -> list[ase.Atoms]:
+    """Frames of one event as ASE atoms (extxyz), each tagged with event_id and frame name."""
+    geo = event_geometry(event)
+    symbols = [event["species"].split(",")[t - 1] for t in geo.types]
+    frames = []
+    for name in FRAMES:
+        if name in structures:
+            atoms = ase.Atoms(symbols, positions=structures[name], cell=np.diag(geo.lattice.box), pbc=True)
+            atoms.info.update(event_id=event["event_id"], frame=name)
+            frames.append(atoms)
+    return frames
+
+
+def neb_shard_step(events_path: str | Path, shard: int, n_shards: int, potential_name: str,
+                   potential_cfg: Mapping, neb_cfg: Mapping, qc_cfg: Mapping,
+                   out_table: str | Path, out_structures: str | Path, progress: bool = False) -> pd.DataFrame:
+    """Run every event of one shard; write all rows (accepted and rejected) and structures."""
+    events = shard_of(read_events(events_path), shard, n_shards)
+    settings = event_settings(neb_cfg, qc_cfg)
+    rows, frames = [], []
+    if events:
+        species = events[0]["species"].split(",")
+        pool = EnginePool(Potential.from_config(potential_name, potential_cfg), species, settings.neb.n_images)
+        try:
+            for i, event in enumerate(events):
+                row, structures = run_event(event, pool, settings)
+                rows.append(row)
+                frames.extend(structures_to_atoms(event, structures))
+                log.info("[%d/%d] %s %s %s", i + 1, len(events), event["event_id"], row["status"], row["reject_reason"])
+        finally:
+            pool.close()
+    table = pd.DataFrame(rows)
+    table.to_parquet(out_table, index=False)
+    ase.io.write(out_structures, frames, format="extxyz")
+    return table
+
+
+def collect_step(shard_tables: Sequence[str | Path], shard_structures: Sequence[str | Path],
+                 provenance: Mapping, out_events: str | Path, out_rejects: str | Path,
+                 out_summary: str | Path, out_structures: str | Path, out_meta: str | Path) -> dict:
+    """Merge shards: accepted events, the rejects table, the QC summary and dataset.json."""
+    tables = [pd.read_parquet(p) for p in shard_tables]
+    table = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(len(t) for t in tables) else pd.DataFrame()
+    if len(table):
+        table = table.sort_values("event_id", kind="stable").reset_index(drop=True)
+    accepted = table[table["status"] == "accepted"] if len(table) else table
+    rejected = table[table["status"] == "rejected"] if len(table) else table
+    accepted.to_parquet(out_events, index=False)
+    rejected.to_parquet(out_rejects, index=False)
+    summary = summarize(table.to_dict("records"))
+    summary["reason_descriptions"] = REASONS
+    _write_json(summary, out_summary)
+    with open(out_structures, "w", encoding="utf-8") as out:
+        for path in shard_structures:
+            with open(path, encoding="utf-8") as fh:
+                shutil.copyfileobj(fh, out)
+    meta = dict(provenance)
+    meta.update(lammps_version=lammps_version(), code=code_provenance(), counts=summary)
+    _write_json(meta, out_meta)
+    log.info("dataset: %d accepted, %d rejected", summary["n_accepted"], summary["n_rejected"])
+    return summary
+
+
+REQUIRED_COLUMNS = ("event_id", "composition", "occupation", "vacancy_site", "hop_site", "path",
+                    "lattice", "supercell", "a", "species", "E_A", "E_B", "E_saddle", "dE", "E_KRA")
+
+
+def import_step(source: str | Path, out_events: str | Path, out_rejects: str | Path,
+                out_summary: str | Path, out_structures: str | Path, out_meta: str | Path) -> dict:
+    """Take a dataset made elsewhere (events.parquet, optional rejects/structures/dataset.json)."""
+    src = Path(source)
+    events = pd.read_parquet(src / "events.parquet")
+    missing = [c for c in REQUIRED_COLUMNS if c not in events.columns]
+    if missing:
+        raise ValueError(f"source {src}/events.parquet: missing columns {missing}")
+    bad = events[~np.isfinite(events[["E_A", "E_B", "E_saddle", "dE", "E_KRA"]].to_numpy()).all(axis=1)]
+    if len(bad):
+        raise ValueError(f"source {src}/events.parquet: non-finite energies in events {list(bad['event_id'][:5])}")
+    events.to_parquet(out_events, index=False)
+    rejects = src / "rejects.parquet"
+    (pd.read_parquet(rejects) if rejects.exists() else events.iloc[:0]).to_parquet(out_rejects, index=False)
+    structures = src / "structures.extxyz"
+    if structures.exists():
+        shutil.copyfile(structures, out_structures)
+    else:
+        Path(out_structures).write_text("")
+    meta = json.loads((src / "dataset.json").read_text()) if (src / "dataset.json").exists() else {}
+    meta["imported_from"] = str(src)
+    summary = meta.get("counts") or {"n_events": len(events), "n_accepted": len(events), "n_rejected": 0}
+    _write_json(summary, out_summary)
+    _write_json(meta, out_meta)
+    return summary

@@ -1,0 +1,27 @@
+"""Shared fixtures: the default Cu-Ni EAM potential and small real-LAMMPS events."""
+
+from __future__ import annotations
+
+import pytest
+
+import dbkmc  # noqa: F401  (preloads MPICH before anything imports lammps)
+CUNI_EAM = {
+    "pair_style": "eam/alloy",
+    "pair_coeff": "* * {table} {elements}",
+    "files": {"table": "CuNi.eam.alloy"},
+    "elements": ["Cu", "Ni"],
+}
+
+
+@pytest.fixture(scope="session")
+def cuni_potential():
+    from dbkmc.potentials import Potential
+
+    return Potential.from_config("cuni_eam", CUNI_EAM)
+
+
+@pytest.fixture(scope="session")
+def cuni_end_members(cuni_potential) -> dict[str, float]:
+    from dbkmc.lattice_constants import measure_end_members
+
+    return measure_end_members(cuni_potential, ["Cu", "Ni"], "fcc")

@@ -1,0 +1,73 @@
+"""Snakemake integration of the dataset stage on a 6-event config (real LAMMPS)."""
+
+import copy
+import json
+
+import ase.io
+import pandas as pd
+import pytest
+import yaml
+
+from snakemake_helpers import REPO, planned_jobs, snakemake, write_config
+
+SIX_EVENTS = {
+    "run": "six",
+    "potentials": yaml.safe_load((REPO / "config" / "config.yaml").read_text())["potentials"],
+    "datasets": {
+        "cuni": {
+            "potential": "cuni_eam", "lattice": "fcc", "supercell": 3, "mode": "pairs", "n_events": 2, "seed": 5,
+            "compositions": {"Cu50Ni50": {"Cu": 0.5, "Ni": 0.5}, "Cu25Ni75": {"Cu": 0.25, "Ni": 0.75},
+                             "Cu75Ni25": {"Cu": 0.75, "Ni": 0.25}},
+        }
+    },
+    "neb": {"shards": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory):
+    work = tmp_path_factory.mktemp("stage1")
+    cfg = write_config(work / "six.yaml", SIX_EVENTS)
+    first = snakemake(work, cfg)
+    assert first.returncode == 0, first.stderr[-4000:]
+    return work, cfg
+
+
+def test_stage1_outputs(stage1):
+    work, _ = stage1
+    ds = work / "results" / "six" / "datasets" / "cuni"
+    events = pd.read_parquet(ds / "events.parquet")
+    rejects = pd.read_parquet(ds / "rejects.parquet")
+    summary = json.loads((ds / "qc_summary.json").read_text())
+    assert len(events) + len(rejects) == 6 == summary["n_events"]
+    assert summary["n_accepted"] == len(events)
+    for col in ("E_A", "E_B", "E_saddle", "dE", "E_KRA", "barrier_forward", "barrier_backward",
+                "image_energies", "climb_index", "neb_iterations", "wall_time_s", "composition", "event_id"):
+        assert col in events.columns
+    frames = ase.io.read(ds / "structures.extxyz", index=":")
+    assert {f.info["frame"] for f in frames} == {"A_ideal", "B_ideal", "A_relaxed", "B_relaxed", "saddle"}
+    assert len(frames[0]) == 107
+    meta = json.loads((ds / "dataset.json").read_text())
+    assert meta["potential"]["files"]["table"]["name"] == "CuNi.eam.alloy"
+    assert len(meta["potential"]["files"]["table"]["sha256"]) == 64
+    assert meta["lammps_version"] and meta["parameters"]["neb"]["ftol"] == 0.01
+    assert meta["counts"]["n_events"] == 6
+
+
+def test_second_run_does_nothing(stage1):
+    work, cfg = stage1
+    again = snakemake(work, cfg)
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_changing_neb_tolerance_reruns_neb_not_sampling(stage1):
+    work, _ = stage1
+    changed = copy.deepcopy(SIX_EVENTS)
+    changed["neb"]["ftol"] = 0.005
+    cfg = write_config(work / "six_ftol.yaml", changed)
+    dry = snakemake(work, cfg, "-n")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    jobs = planned_jobs(dry.stdout + dry.stderr)
+    assert jobs.get("neb") == 2 and jobs.get("collect_dataset") == 1
+    assert "sample_events" not in jobs and "lattice_constants" not in jobs

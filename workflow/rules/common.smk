@@ -1,0 +1,53 @@
+# Shared helpers for the rules: config lookups and target lists.
+
+from dbkmc.potentials import sha256_file
+from dbkmc.config import resolve_potential_file
+from dbkmc.sampling import dataset_species
+
+LOGS = f"{OUT}/logs"
+BENCH = f"{OUT}/benchmarks"
+
+
+def dataset_cfg(name):
+    return config["datasets"][name]
+
+
+def potential_name(dataset):
+    return dataset_cfg(dataset)["potential"]
+
+
+def potential_cfg(dataset):
+    return config["potentials"][potential_name(dataset)]
+
+
+def potential_hashes(potential):
+    """sha256 of every file of a potential: a changed file reruns what used it."""
+    files = config["potentials"][potential].get("files", {})
+    return {key: sha256_file(resolve_potential_file(str(f))) for key, f in sorted(files.items())}
+
+
+def species_of(dataset):
+    return dataset_species(dataset_cfg(dataset)["compositions"], potential_cfg(dataset)["elements"])
+
+
+def generated_datasets():
+    return [d for d, c in config["datasets"].items() if not c.get("source")]
+
+
+def sourced_datasets():
+    return [d for d, c in config["datasets"].items() if c.get("source")]
+
+
+def _alternation(names):
+    return "|".join(names) if names else "(?!x)x"
+
+
+def dataset_dir(dataset):
+    return f"{OUT}/datasets/{dataset}"
+
+
+DATASET_FILES = ("events.parquet", "rejects.parquet", "qc_summary.json", "structures.extxyz", "dataset.json")
+
+
+def dataset_targets():
+    return [f"{dataset_dir(d)}/{f}" for d in config["datasets"] for f in DATASET_FILES]

@@ -1,0 +1,8 @@
+"""Rule import_dataset: take a dataset made elsewhere instead of running NEB."""
+
+from dbkmc.dataset_stage import import_step
+from dbkmc.logs import log_to_file
+
+log_to_file(snakemake.log[0])
+out = snakemake.output
+import_step(snakemake.params.source, out.events, out.rejects, out.qc_summary, out.structures, out.dataset)

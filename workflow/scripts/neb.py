@@ -1,0 +1,17 @@
+"""Rule neb: relax end states and run CI-NEB for one shard of events."""
+
+from dbkmc.dataset_stage import neb_shard_step
+from dbkmc.logs import log_to_file
+
+log_to_file(snakemake.log[0])
+neb_shard_step(
+    snakemake.input.events,
+    int(snakemake.wildcards.shard),
+    snakemake.params.n_shards,
+    snakemake.params.potential_name,
+    snakemake.params.potential,
+    snakemake.params.neb,
+    snakemake.params.qc,
+    snakemake.output.table,
+    snakemake.output.structures,
+)
