@@ -71,3 +71,32 @@ def test_changing_neb_tolerance_reruns_neb_not_sampling(stage1):
     jobs = planned_jobs(dry.stdout + dry.stderr)
     assert jobs.get("neb") == 2 and jobs.get("collect_dataset") == 1
     assert "sample_events" not in jobs and "lattice_constants" not in jobs
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: c["datasets"]["cuni"].update(supercell="3"), "datasets.cuni.supercell"),
+    (lambda c: c["datasets"]["cuni"]["compositions"]["Cu50Ni50"].update(Ni=0.4), "datasets.cuni.compositions.Cu50Ni50"),
+    (lambda c: c["datasets"]["cuni"]["compositions"]["Cu50Ni50"].update(Fe=0.0), "Fe"),
+    (lambda c: c["potentials"]["cuni_eam"]["files"].update(table="missing.eam.alloy"), "potentials.cuni_eam.files.table"),
+    (lambda c: c["neb"].update(tolerance=0.01), "neb.tolerance"),
+])
+def test_bad_config_stops_before_any_job(tmp_path, change, message):
+    cfg = copy.deepcopy(SIX_EVENTS)
+    change(cfg)
+    out = snakemake(tmp_path, write_config(tmp_path / "bad.yaml", cfg), "-n")
+    assert out.returncode != 0
+    assert message in out.stderr + out.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_dataset_made_elsewhere_is_used_instead_of_neb(stage1, tmp_path):
+    work, _ = stage1
+    source = work / "results" / "six" / "datasets" / "cuni"
+    cfg = copy.deepcopy(SIX_EVENTS)
+    cfg["run"] = "imported"
+    cfg["datasets"]["cuni"]["source"] = str(source)
+    out = snakemake(tmp_path, write_config(tmp_path / "imported.yaml", cfg))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "rule neb" not in out.stdout + out.stderr
+    imported = pd.read_parquet(tmp_path / "results" / "imported" / "datasets" / "cuni" / "events.parquet")
+    pd.testing.assert_frame_equal(imported, pd.read_parquet(source / "events.parquet"))
