@@ -19,6 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install torch==2.13.0
 	$(VENV)/bin/pip install -e '.[dev]'
+	# torchani only cross-checks our AEVs in the tests; --no-deps keeps its own
+	# requirements from touching the pinned torch.
+	$(VENV)/bin/pip install --no-deps torchani==2.9.0
 	touch $@
 
 # Snakemake also reads profiles/default/ by itself (the workflow profile).
