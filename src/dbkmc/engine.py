@@ -59,7 +59,7 @@ class LammpsCell:
         x = wrap(np.asarray(positions, dtype=float), self.box).ravel().tolist()
         self.lmp.create_atoms(self.n_atoms, ids, [int(t) for t in types], x)
         for cmd in (*potential.commands(species), f"neighbor {skin} bin",
-                    "neigh_modify every 1 delay 0 check yes", "thermo_style custom step pe fmax",
+                    "neigh_modify every 1 delay 0 check yes", "thermo_style custom pe",
                     "thermo_modify norm no", "min_modify norm max"):
             self.lmp.command(cmd)
         if not np.array_equal(self.lmp.numpy.extract_atom("id")[: self.n_atoms], np.arange(1, self.n_atoms + 1)):

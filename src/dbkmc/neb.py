@@ -6,8 +6,9 @@ the tangent only, true force perpendicular to it, and the highest image
 climbing (its parallel force inverted, no spring). All intermediate images are
 optimised together with FIRE (Bitzek et al., PRL 97, 170201 (2006)).
 
-Units: eV, Angstrom; FIRE uses unit masses, so ``dt`` is in sqrt(amu A^2/eV)
--like internal units exactly as in ASE's FIRE.
+Units: eV, Angstrom; FIRE uses unit masses (``dt`` in units of
+sqrt(amu A^2/eV), about 10.18 fs), and each step is scaled so that no atom moves
+more than ``max_step``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class NEBSettings:
     ftol: float = 0.01
     max_iter: int = 2000
     climb: bool = True
-    dt: float = 0.1
+    dt: float = 0.3
     dt_max: float = 1.0
     max_step: float = 0.2
     n_min: int = 5
@@ -139,9 +140,9 @@ def climbing_image_neb(force_fn: ForceFn, start: np.ndarray, end: np.ndarray,
             n_positive = 0
         velocity += dt * f
         step = dt * velocity
-        step_norm = np.linalg.norm(step)
-        if step_norm > s.max_step:
-            step *= s.max_step / step_norm
+        largest = np.sqrt((step**2).sum(axis=-1)).max()  # no atom moves more than max_step
+        if largest > s.max_step:
+            step *= s.max_step / largest
         images[inner] += step
     if climb_index is None:
         climb_index = 1 + int(np.nanargmax(energies[inner]))
