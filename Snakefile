@@ -38,9 +38,11 @@ OUT = f"results/{RUN}"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/dataset.smk"
+include: "workflow/rules/models.smk"
 
 
 rule all:
     input:
         dataset_targets(),
+        model_targets(),
     default_target: True

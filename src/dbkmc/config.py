@@ -170,6 +170,14 @@ def _semantic_issues(cfg: Mapping[str, Any]) -> Iterator[Issue]:
         yield from _potential_issues(name, potential)
     for name, dataset in cfg["datasets"].items():
         yield from _dataset_issues(name, dataset, cfg["potentials"])
+    yield from _models_issues(cfg["models"], cfg["datasets"])
+
+
+def _models_issues(models: Mapping[str, Any], datasets: Mapping[str, Any]) -> Iterator[Issue]:
+    if models["dataset"] is not None and models["dataset"] not in datasets:
+        yield ("models", "dataset"), f"unknown dataset {models['dataset']!r} (defined: {', '.join(datasets)})"
+    if not math.isclose(sum(models["split"]), 1.0, abs_tol=1e-6):
+        yield ("models", "split"), f"fractions sum to {sum(models['split']):g}, not 1"
 
 
 def _potential_issues(name: str, potential: Mapping[str, Any]) -> Iterator[Issue]:

@@ -1,0 +1,197 @@
+# Stages 2-3: fingerprints and the detailed-balance model family (M_NC, M_SAS, M_HAS, M_KOL, KRA).
+
+MODELS_CFG = config["models"]
+MODEL_KINDS = ["M_NC", "M_SAS", "M_HAS", "M_KOL", "KRA"]
+TRAIN_KEYS = ("hidden", "dropout", "lr", "weight_decay", "batch_size", "max_epochs", "patience",
+              "n_members", "seed", "split", "device")
+
+
+def train_params():
+    return {k: MODELS_CFG[k] for k in TRAIN_KEYS}
+
+
+def model_events():
+    return f"{dataset_dir(MODELS_CFG['dataset'])}/events.parquet"
+
+
+def model_fingerprints():
+    return f"{OUT}/fingerprints/{MODELS_CFG['dataset']}.pt"
+
+
+def model_members(model):
+    return [f"{OUT}/models/{model}/member_{k}.pt" for k in range(MODELS_CFG["n_members"])]
+
+
+def model_targets():
+    if MODELS_CFG["dataset"] is None:
+        return []
+    return [
+        f"{OUT}/tables/table2.csv",
+        f"{OUT}/tables/table2.md",
+        f"{OUT}/tables/learning_curve.csv",
+        f"{OUT}/figures/fig8_learning_curves.png",
+        f"{OUT}/tables/sas_sweep.csv",
+        f"{OUT}/figures/sas_sweep.png",
+        *[f"{OUT}/models/{m}/metrics.json" for m in MODEL_KINDS],
+    ]
+
+
+wildcard_constraints:
+    model="|".join(MODEL_KINDS),
+
+
+rule fingerprints:
+    """Kolmogorov (KOL_A, KOL_B) and transition-wise (TW_A, TW_B) AEVs on the ideal lattice."""
+    input:
+        events=f"{OUT}/datasets/{{dataset}}/events.parquet",
+    output:
+        f"{OUT}/fingerprints/{{dataset}}.pt",
+    params:
+        aev=config["fingerprints"],
+    log:
+        f"{LOGS}/fingerprints/{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/fingerprints/{{dataset}}.tsv"
+    resources:
+        runtime=15,
+        mem_mb=4000,
+        cpus_per_task=1,
+    group:
+        "fingerprints"
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/fingerprints.py"
+
+
+rule sas_sweep:
+    """M_SAS: sweep the antisymmetry penalty lambda, choose it on the validation set."""
+    input:
+        events=model_events(),
+        fingerprints=model_fingerprints(),
+    output:
+        table=f"{OUT}/tables/sas_sweep.csv",
+        figure=report(f"{OUT}/figures/sas_sweep.png", caption="../report/sas_sweep.rst", category="Models"),
+        chosen=f"{OUT}/models/M_SAS_lambda.json",
+    params:
+        models=lambda wc: {**train_params(), "sas_lambdas": MODELS_CFG["sas_lambdas"]},
+    log:
+        f"{LOGS}/models/sas_sweep.log",
+    benchmark:
+        f"{BENCH}/models/sas_sweep.tsv"
+    threads: 2
+    resources:
+        runtime=120,
+        mem_mb=4000,
+        cpus_per_task=2,
+        gpu=1 if MODELS_CFG["device"].startswith("cuda") else 0,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/sas_sweep.py"
+
+
+rule train:
+    """One voting ensemble of a model, trained in one batched (vmap) pass."""
+    input:
+        events=model_events(),
+        fingerprints=model_fingerprints(),
+        sas_lambda=lambda wc: f"{OUT}/models/M_SAS_lambda.json" if wc.model == "M_SAS" else [],
+    output:
+        members=[f"{OUT}/models/{{model}}/member_{k}.pt" for k in range(MODELS_CFG["n_members"])],
+        record=f"{OUT}/models/{{model}}/training.json",
+    params:
+        models=lambda wc: train_params(),
+    log:
+        f"{LOGS}/models/train_{{model}}.log",
+    benchmark:
+        f"{BENCH}/models/train_{{model}}.tsv"
+    threads: 2
+    resources:
+        runtime=60,
+        mem_mb=4000,
+        cpus_per_task=2,
+        gpu=1 if MODELS_CFG["device"].startswith("cuda") else 0,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/train.py"
+
+
+rule evaluate:
+    """metrics.json (RMSE of dE, E_KRA, barriers; ddE) and per-event predictions of one ensemble."""
+    input:
+        events=model_events(),
+        fingerprints=model_fingerprints(),
+        members=lambda wc: model_members(wc.model),
+        kra=model_members("KRA"),
+    output:
+        metrics=f"{OUT}/models/{{model}}/metrics.json",
+        predictions=f"{OUT}/models/{{model}}/predictions.parquet",
+    params:
+        models=lambda wc: train_params(),
+    log:
+        f"{LOGS}/models/evaluate_{{model}}.log",
+    benchmark:
+        f"{BENCH}/models/evaluate_{{model}}.tsv"
+    resources:
+        runtime=15,
+        mem_mb=4000,
+        cpus_per_task=1,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/evaluate.py"
+
+
+rule learning_curve:
+    """Fig 8c, d: test RMSE and ddE against training-set size for the four dE models."""
+    input:
+        events=model_events(),
+        fingerprints=model_fingerprints(),
+        sas_lambda=f"{OUT}/models/M_SAS_lambda.json",
+    output:
+        table=f"{OUT}/tables/learning_curve.csv",
+        figure=report(f"{OUT}/figures/fig8_learning_curves.png", caption="../report/learning_curve.rst", category="Models"),
+    params:
+        models=lambda wc: {**train_params(), "learning_curve_fractions": MODELS_CFG["learning_curve_fractions"]},
+    log:
+        f"{LOGS}/models/learning_curve.log",
+    benchmark:
+        f"{BENCH}/models/learning_curve.tsv"
+    threads: 2
+    resources:
+        runtime=180,
+        mem_mb=4000,
+        cpus_per_task=2,
+        gpu=1 if MODELS_CFG["device"].startswith("cuda") else 0,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/learning_curve.py"
+
+
+rule model_report:
+    """Table 2 (CSV and Markdown) and the parity / forward-reverse figures (Figs 3-7)."""
+    input:
+        metrics=[f"{OUT}/models/{m}/metrics.json" for m in MODEL_KINDS],
+        predictions=[f"{OUT}/models/{m}/predictions.parquet" for m in MODEL_KINDS],
+    output:
+        table_csv=f"{OUT}/tables/table2.csv",
+        table_md=f"{OUT}/tables/table2.md",
+        figures=report(directory(f"{OUT}/figures/models"), patterns=["{name}.png"],
+                       caption="../report/models.rst", category="Models"),
+    params:
+        models=MODEL_KINDS,
+    log:
+        f"{LOGS}/models/report.log",
+    benchmark:
+        f"{BENCH}/models/report.tsv"
+    resources:
+        runtime=10,
+        mem_mb=2000,
+        cpus_per_task=1,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/model_report.py"
