@@ -7,6 +7,8 @@ order, Adam settings and minibatch size (:func:`dbkmc.training.fit_members`
 with ``batched=True`` and ``batched=False``). The batched way evaluates all
 members in one ``torch.func.functional_call`` under ``torch.vmap`` per
 minibatch; the other way trains each member as a plain ``nn.Module``.
+Both ways get one untimed warm-up epoch on a few events first (the first
+``vmap`` call of a process carries a one-off cost of about a second).
 
 Data: the reference Cu-Ni dataset (``data/reference_cuni/events.parquet``,
 featurized with the default AEV parameters) if present, otherwise synthetic
@@ -33,7 +35,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from dbkmc.fingerprints import AEVParams
@@ -85,7 +86,11 @@ def time_training(data: EventData, kind: str, config: TrainConfig, epochs: int, 
     """Wall time of ``epochs`` epochs of the same members, batched and one after another."""
     split = split_events(data.event_id, data.composition)
     train, val = data.directed(split.train), data.directed(split.val)
+    small = data.directed(split.train[:64])
     out = {}
+    for batched in (True, False):  # untimed warm-up: one-off costs of the first vmap / autograd calls
+        fit_members(init_members(kind, data.feature_dim, small, config, device), small, small, config,
+                    batched=batched, max_epochs=1, early_stopping=False)
     for batched in (True, False):
         members = init_members(kind, data.feature_dim, train, config, device)
         _sync(device)

@@ -15,8 +15,11 @@ The M members of a voting ensemble train together: their parameters are
 stacked (``torch.func.stack_module_state``) and one ``vmap`` over the member
 dimension evaluates all members on their own minibatches (each member has
 its own initialisation, data order and dropout masks) in one batched pass.
-Adam with L2 weight decay, MSE loss on the target in eV, plus for M_SAS
-``lambda * mean |dE(A,B) + dE(B,A)|``. Early stopping is per member: each
+Adam with L2 weight decay; the loss is the MSE of the target, plus for M_SAS
+``lambda * mean |dE(A,B) + dE(B,A)|``, both in units of the standard
+deviation sigma of the training targets (MSE / sigma^2 + lambda * L1 / sigma),
+so ``lambda`` is dimensionless and a grid from 0 to 5 spans "negligible" to
+"dominant" (in eV units the penalty weight is ``lambda * sigma``). Early stopping is per member: each
 member keeps the state of its best validation loss and stops improving it
 after ``patience`` epochs without progress; the pass ends when every member
 has stopped (or at ``max_epochs``). :func:`fit_members` with
@@ -77,7 +80,7 @@ class TrainConfig:
     max_epochs: int = 300
     patience: int = 30
     n_members: int = 10
-    sas_lambda: float = 1.0
+    sas_lambda: float = 0.1
     seed: int = 0
     eval_batch_size: int = 8192
 
@@ -316,17 +319,28 @@ def _permutations(n_members: int, n: int, seed: int, epoch: int) -> list[Tensor]
     return out
 
 
-def _member_loss(model_call: Callable[..., Tensor], sas_lambda: float) -> Callable[..., Tensor]:
-    """Loss of one member: MSE (eV^2), plus ``lambda * mean |f(A,B) + f(B,A)|`` when ``sas_lambda`` > 0."""
+def _member_loss(model_call: Callable[..., Tensor], sas_lambda: float, scale: float) -> Callable[..., Tensor]:
+    """Loss of one member in units of the target scale ``sigma``.
+
+    ``mean((f(A,B) - y)^2) / sigma^2``, plus ``lambda * mean |f(A,B) + f(B,A)| / sigma``
+    when ``sas_lambda`` > 0, so that ``lambda`` is dimensionless (in eV
+    units the penalty weight is ``lambda * sigma``).
+    """
 
     def loss(params: dict[str, Tensor], buffers: dict[str, Tensor], x_a: Tensor, x_b: Tensor, y: Tensor) -> Tensor:
         pred = model_call(params, buffers, x_a, x_b)
-        out = ((pred - y) ** 2).mean()
+        out = ((pred - y) ** 2).mean() / scale**2
         if sas_lambda > 0:
-            out = out + sas_lambda * (pred + model_call(params, buffers, x_b, x_a)).abs().mean()
+            out = out + sas_lambda * (pred + model_call(params, buffers, x_b, x_a)).abs().mean() / scale
         return out
 
     return loss
+
+
+def target_scale(y: Tensor) -> float:
+    """sigma of the loss: the standard deviation of the training targets (1 if degenerate)."""
+    sigma = float(y.detach().to(torch.float64).std(unbiased=False)) if len(y) > 1 else 0.0
+    return sigma if sigma > 0 else 1.0
 
 
 def _functional(base: TransitionModel, training: bool) -> Callable[..., Tensor]:
@@ -413,11 +427,12 @@ def _fit_batched(members: list[TransitionModel], train: DirectedData, val: Direc
     buffers = {k: v.detach() for k, v in buffers.items()}
     best = {k: v.detach().clone() for k, v in params.items()}
     opt = torch.optim.Adam(list(params.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    train_loss = torch.vmap(_member_loss(_functional(base, True), lam), in_dims=(0, 0, 0, 0, 0),
-                            randomness="different")
-    val_loss = torch.vmap(_member_loss(_functional(base, False), lam), in_dims=(0, 0, None, None, None))
     x_a, x_b = train.inputs(base.fingerprint)
     y = train.y[base.target]
+    sigma = target_scale(y)
+    train_loss = torch.vmap(_member_loss(_functional(base, True), lam, sigma), in_dims=(0, 0, 0, 0, 0),
+                            randomness="different")
+    val_loss = torch.vmap(_member_loss(_functional(base, False), lam, sigma), in_dims=(0, 0, None, None, None))
     vx_a, vx_b = val.inputs(base.fingerprint)
     vy = val.y[base.target]
     stop = _EarlyStopping(len(members), cfg.patience)
@@ -466,7 +481,7 @@ def _fit_sequential(members: list[TransitionModel], train: DirectedData, val: Di
     stop = _EarlyStopping(len(members), cfg.patience)
     n_epochs = 0
     for k, model in enumerate(members):
-        loss_fn = _member_loss(_plain(model), lam)
+        loss_fn = _member_loss(_plain(model), lam, target_scale(y))
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         best_state = copy.deepcopy(model.state_dict())
         member_stop = _EarlyStopping(1, cfg.patience)
@@ -596,13 +611,22 @@ class SweepResult:
 
 
 def sas_lambda_sweep(data: EventData, split: Split, lambdas: Iterable[float] = SAS_LAMBDAS,
-                     config: TrainConfig | None = None, device: str | None = None) -> SweepResult:
-    """Train M_SAS for each lambda; choose the lambda with the lowest validation dE RMSE (ensemble mean).
+                     config: TrainConfig | None = None, device: str | None = None, *,
+                     rule: str = "min") -> SweepResult:
+    """Train M_SAS for each lambda and choose lambda on the validation set.
+
+    ``rule="min"``: the lambda with the lowest validation dE RMSE of the
+    ensemble mean. ``rule="one_se"``: the largest lambda whose member-mean
+    validation RMSE is within one member standard deviation of the lowest
+    one (the one-standard-error rule: the most antisymmetric model among
+    those the validation set cannot tell apart).
 
     Table columns: ``lambda``, ``val_rmse``, ``val_rmse_member_mean``,
     ``val_rmse_member_std``, ``val_ddE``, ``test_rmse``,
     ``test_rmse_member_mean``, ``test_rmse_member_std``, ``test_ddE``, ``chosen``.
     """
+    if rule not in ("min", "one_se"):
+        raise ValueError(f"training: unknown lambda rule {rule!r} (min or one_se)")
     cfg = config or TrainConfig()
     rows, fits = [], []
     for lam in lambdas:
@@ -613,9 +637,18 @@ def sas_lambda_sweep(data: EventData, split: Split, lambdas: Iterable[float] = S
     if not rows:
         raise ValueError("training: empty lambda grid")
     table = pd.DataFrame(rows)
-    best = int(table["val_rmse"].to_numpy().argmin())
+    best = _choose_lambda(table, rule)
     table["chosen"] = np.arange(len(table)) == best
     return SweepResult(table, float(table["lambda"].iloc[best]), fits[best])
+
+
+def _choose_lambda(table: pd.DataFrame, rule: str) -> int:
+    if rule == "min":
+        return int(table["val_rmse"].to_numpy().argmin())
+    member = table["val_rmse_member_mean"].to_numpy()
+    k = int(member.argmin())
+    ok = np.flatnonzero(member <= member[k] + table["val_rmse_member_std"].to_numpy()[k])
+    return int(ok[table["lambda"].to_numpy()[ok].argmax()])
 
 
 def _flat(metrics: Mapping[str, Mapping[str, float]], prefix: str) -> dict[str, float]:
