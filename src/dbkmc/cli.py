@@ -32,6 +32,26 @@ def _lattice_constants(args: argparse.Namespace) -> int:
     return 0
 
 
+def _nnk_barriers(args: argparse.Namespace) -> int:
+    import torch
+
+    from dbkmc.lammps_dump import read_dump, to_lattice
+    from dbkmc.nnk import PublishedNNK, barrier_table
+
+    try:
+        ids = [int(t) for t in args.vacancy_ids.split(",") if t.strip()]
+    except ValueError:
+        print(f"--vacancy-ids: expected comma-separated integers, got {args.vacancy_ids!r}", file=sys.stderr)
+        return 2
+    model = PublishedNNK.from_file(args.weights).to(torch.float64)
+    structure = to_lattice(read_dump(args.structure), kind=args.lattice, tol=args.tol)
+    table = barrier_table(model, structure, ids, cutoff=args.cutoff)
+    table.to_csv(args.out, index=False, float_format="%.10f")
+    print(f"{args.out}: {len(table)} barriers for {len(ids)} vacancies "
+          f"({structure.lattice.kind} {structure.lattice.n}^3, a = {structure.lattice.a:.6f} A)")
+    return 0
+
+
 def _version(_: argparse.Namespace) -> int:
     from dbkmc.provenance import code_provenance
 
@@ -50,6 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--dataset", required=True)
     p.set_defaults(func=_lattice_constants)
+    p = sub.add_parser("nnk", help="neural network kinetics tools")
+    nnk_sub = p.add_subparsers(dest="nnk_command", required=True)
+    q = nnk_sub.add_parser("barriers", help="barriers of every jump path of given vacancies (published NNK model)")
+    q.add_argument("--weights", required=True, help="weights.npy of the published network (loaded without pickle code)")
+    q.add_argument("--structure", required=True, help="LAMMPS text dump of a fully occupied fcc/bcc supercell")
+    q.add_argument("--vacancy-ids", required=True, help="comma-separated dump atom ids; each is made the vacancy in turn")
+    q.add_argument("--out", required=True, help="CSV: vacancy_id, path, neighbor_id, barrier_eV")
+    q.add_argument("--cutoff", type=float, default=7.5, help="encoding cutoff (Angstrom)")
+    q.add_argument("--lattice", choices=["fcc", "bcc"], default=None, help="lattice kind (default: from the atom count)")
+    q.add_argument("--tol", type=float, default=0.01, help="largest distance (Angstrom) of an atom from its ideal site")
+    q.set_defaults(func=_nnk_barriers)
     p = sub.add_parser("version", help="code and library versions")
     p.set_defaults(func=_version)
     return parser
