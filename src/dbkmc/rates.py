@@ -24,8 +24,16 @@ Conventions shared by every model (the contract between the engine and a model):
 * ``energy(digits)`` (only when ``has_energy``): ``Tensor[T]``, the energy of each
   whole configuration in eV, on any fixed reference. It is called at output
   intervals, not every jump. Models without state energies set ``has_energy = False``.
+* Optional fast path, used by the engine when present: ``stencil_offsets``
+  (``int[L, 3]``, half-coordinate offsets from the vacancy, units of a/2) and
+  ``barriers_local(local: LongTensor[B, L]) -> Tensor[B, z]``, where ``local[b, l]``
+  is the digit on the site at ``half_coords[vacancy] + stencil_offsets[l]``
+  (periodic; a vacancy there is 0). The barriers must depend on nothing else
+  (translation invariance), so the engine can gather the stencil with
+  :class:`dbkmc.stencil.Stencil`, batch vacancies freely, and key its exact barrier
+  cache on ``local``.
 
-Models are built from the config block ``kmc.rate_model`` by :func:`build_rate_model`.
+Models are built from the config block ``kmc.runs.<name>.rate_model`` by :func:`build_rate_model`.
 ``kind`` selects the builder in :data:`RATE_MODELS`; a builder is named as
 ``"module:function"`` and imported only when used, so a module that adds a model
 only needs an entry here. A builder is called as
@@ -39,6 +47,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -80,14 +89,21 @@ def builder(kind: str) -> Callable[..., RateModel]:
 
 
 def build_rate_model(spec: Mapping[str, Any], lattice: Lattice, species: Sequence[str],
-                     device: str | torch.device = "cpu") -> RateModel:
-    """The rate model described by the config block ``kmc.rate_model``.
+                     device: str | torch.device = "cpu", key: str = "kmc.rate_model") -> RateModel:
+    """The rate model described by a ``rate_model`` config block (at dotted ``key``).
 
     ``species`` is the structure's species in digit order (digit ``d`` is
     ``species[d - 1]``); a model trained on other species or another lattice is refused.
+    Builders name their fields ``kmc.rate_model.<field>`` in errors; those names are
+    rewritten to ``key``.
     """
-    model = builder(spec["kind"])(spec, lattice, tuple(species), torch.device(device))
-    check_rate_model(model, lattice, species)
+    try:
+        model = builder(spec["kind"])(spec, lattice, tuple(species), torch.device(device))
+        check_rate_model(model, lattice, species)
+    except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
+        if key == "kmc.rate_model":
+            raise
+        raise type(err)(str(err).replace("kmc.rate_model", key)) from err
     return model
 
 
@@ -110,20 +126,29 @@ def check_rate_model(model: RateModel, lattice: Lattice, species: Sequence[str])
 class NNKRateModel:
     """Neural network kinetics: barriers from per-path aligned voxel images (:mod:`dbkmc.nnk`).
 
-    Wraps an encoder (``.images(digits, vacancies) -> [T, m, z, n_voxels]``) and a
-    network mapping ``[..., n_voxels]`` to barriers in eV. No state energies.
+    ``barriers`` runs the encoder and the network as published (the reference path).
+    For an MLP whose first layer is dense (the published network, our NNKMLP) the
+    engine uses ``barriers_local`` instead: the first layer only ever sees the sites of
+    the cutoff ball (112 of the 729 voxels in bcc), and path k's voxel m holds the
+    site at a fixed offset, so the first layer is one product of the ball's digits
+    with a ``[L, z * H]`` matrix, with the batch norms folded into the linear layers.
+    It is the same function up to float rounding (tests/test_kmc.py checks it
+    against :func:`dbkmc.nnk.barriers`). No state energies.
     """
 
     has_energy = False
 
     def __init__(self, network: torch.nn.Module, encoder: Any, lattice: Lattice, species: Sequence[str],
-                 reach: float) -> None:
+                 reach: float, dtype: torch.dtype = torch.float32) -> None:
         self.network = network.eval()
         self.encoder = encoder
         self.lattice = lattice
         self.species = tuple(species)
         self.reach = float(reach)
         self._dtype = next(network.parameters()).dtype
+        self._local = _FoldedLocalMLP.from_network(network, encoder, dtype) if _is_dense_mlp(network) else None
+        if self._local is not None:
+            self.stencil_offsets = self._local.stencil_offsets
 
     @property
     def z(self) -> int:
@@ -131,11 +156,79 @@ class NNKRateModel:
 
     @torch.no_grad()
     def barriers(self, digits: Tensor, vacancies: Tensor) -> Tensor:
-        images = self.encoder.images(digits, vacancies).to(self._dtype)
-        return self.network(images).reshape(vacancies.shape + (self.z,))
+        from . import nnk
+
+        return nnk.barriers(self.network, self.encoder, digits, vacancies)
+
+    def barriers_local(self, local: Tensor) -> Tensor:
+        if self._local is None:
+            raise NotImplementedError("this NNK network has no dense first layer; use barriers()")
+        return self._local(local)
 
     def energy(self, digits: Tensor) -> Tensor:
         raise NotImplementedError("NNK models predict barriers only; they define no state energy")
+
+
+def _is_dense_mlp(network: torch.nn.Module) -> bool:
+    net = getattr(network, "net", None)
+    if not isinstance(net, torch.nn.Sequential) or len(net) < 4 or (len(net) - 1) % 3:
+        return False
+    kinds = [torch.nn.Linear, torch.nn.BatchNorm1d, torch.nn.ReLU]
+    return all(isinstance(layer, kinds[i % 3]) for i, layer in enumerate(net[:-1])) and isinstance(
+        net[-1], torch.nn.Linear)
+
+
+class _FoldedLocalMLP:
+    """An MLP with (Linear, BatchNorm, ReLU) blocks, evaluated from the stencil digits of a vacancy."""
+
+    def __init__(self, stencil_offsets: np.ndarray, w1: Tensor, b1: Tensor, layers: list[tuple[Tensor, Tensor]],
+                 z: int) -> None:
+        self.stencil_offsets = stencil_offsets
+        self.w1, self.b1, self.layers, self.z = w1, b1, layers, z
+        self.hidden = b1.shape[0] // z
+
+    @staticmethod
+    def _fold(lin: torch.nn.Linear, bn: torch.nn.BatchNorm1d | None) -> tuple[Tensor, Tensor]:
+        w = lin.weight.detach().double().T.clone()  # (in, out)
+        b = lin.bias.detach().double().clone()
+        if bn is not None:
+            s = bn.weight.detach().double() / torch.sqrt(bn.running_var.detach().double() + bn.eps)
+            w = w * s
+            b = (b - bn.running_mean.detach().double()) * s + bn.bias.detach().double()
+        return w, b
+
+    @classmethod
+    def from_network(cls, network: torch.nn.Module, encoder: Any, dtype: torch.dtype) -> _FoldedLocalMLP:
+        net = network.net
+        blocks = [(net[i], net[i + 1]) for i in range(0, len(net) - 1, 3)]
+        device = encoder.device
+        valid = np.asarray(encoder.voxel_valid)
+        offsets = np.asarray(encoder.offsets)  # (z, n_voxels, 3)
+        z = offsets.shape[0]
+        stencil = np.unique(offsets[0][valid], axis=0)
+        lookup = {tuple(o): i for i, o in enumerate(stencil)}
+        w_in, b_in = cls._fold(*blocks[0])  # (n_voxels, H)
+        hidden = w_in.shape[1]
+        w1 = torch.zeros(len(stencil), z, hidden, dtype=torch.float64)
+        vox = np.flatnonzero(valid)
+        for k in range(z):
+            rows = [lookup.get(tuple(o)) for o in offsets[k][vox]]
+            if any(r is None for r in rows) or len(set(rows)) != len(rows):
+                raise AssertionError(f"NNK path {k}: aligned ball is not the stencil")
+            w1[torch.as_tensor(rows), k, :] = w_in[torch.as_tensor(vox)]
+        layers = [cls._fold(lin, bn) for lin, bn in blocks[1:]] + [cls._fold(net[-1], None)]
+        to = dict(dtype=dtype, device=device)
+        return cls(stencil, w1.reshape(len(stencil), z * hidden).to(**to), b_in.repeat(z).to(**to),
+                   [(w.to(**to).contiguous(), b.to(**to)) for w, b in layers], z)
+
+    @torch.no_grad()
+    def __call__(self, local: Tensor) -> Tensor:
+        x = local.to(self.w1.dtype)
+        h = torch.relu_(torch.addmm(self.b1, x, self.w1)).view(-1, self.hidden)
+        for w, b in self.layers[:-1]:
+            h = torch.relu_(torch.addmm(b, h, w))
+        w, b = self.layers[-1]
+        return torch.addmm(b, h, w).view(local.shape[0], self.z)
 
 
 def build_nnk_published(spec: Mapping[str, Any], lattice: Lattice, species: tuple[str, ...],
@@ -156,4 +249,5 @@ def build_nnk_published(spec: Mapping[str, Any], lattice: Lattice, species: tupl
     cutoff = float(spec.get("cutoff", 7.5))
     encoder = nnk.NNKEncoder(lattice, cutoff=cutoff, device=device)
     network = nnk.PublishedNNK(nnk.load_published_weights(weights)).to(device)
-    return NNKRateModel(network, encoder, lattice, model_species, reach=cutoff)
+    dtype = {"float32": torch.float32, "float64": torch.float64}[spec.get("dtype", "float32")]
+    return NNKRateModel(network, encoder, lattice, model_species, reach=cutoff, dtype=dtype)
