@@ -28,9 +28,11 @@ union are exactly those of :func:`dbkmc.fingerprints.featurize_events`, and the
 geometric factors come from the same functions, so both give the same numbers
 up to the order of summation (``tests/test_lattice_aev.py``).
 
-Occupation convention here: species index ``0..S-1`` per site, ``-1`` for a
-vacancy (the repository's occupation arrays). Several vacancies are allowed;
-each is a hole in every window that contains it.
+Occupation convention: a site holds species ``first_species + X`` for element
+X = 0..S-1; any other value is a hole (no atom). With ``first_species=0`` that
+is the repository's occupation arrays (``-1`` = vacancy), with ``first_species=1``
+the kMC engine's digits (``0`` = vacancy), used as they are. Several vacancies
+are allowed; each is a hole in every window that contains it.
 """
 
 from __future__ import annotations
@@ -131,13 +133,16 @@ class LatticeAEV:
     Args:
         lattice: the periodic supercell.
         params: AEV hyper-parameters.
-        n_species: number of elements S (species indices ``0..S-1``).
+        n_species: number of elements S.
         device, dtype: where and in which precision the tables live and the
             fingerprints are computed.
+        first_species: the occupation code of element 0 (0: occupation arrays
+            with -1 for a vacancy; 1: kMC digits with 0 for a vacancy).
     """
 
     def __init__(self, lattice: Lattice, params: AEVParams, n_species: int, *,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 first_species: int = 0) -> None:
         if n_species < 1:
             raise ValueError(f"lattice_aev: need n_species >= 1, got {n_species}")
         self.lattice, self.params, self.n_species = lattice, params, int(n_species)
@@ -161,7 +166,8 @@ class LatticeAEV:
         x, y = torch.triu_indices(self.n_species, self.n_species, device=self.device)
         self._pair_x, self._pair_y = x, y
         self._pair_half = torch.where(x == y, 0.5, 1.0).to(dtype).view(1, -1, 1)
-        self._classes = torch.arange(self.n_species, device=self.device).view(1, -1, 1)
+        self.first_species = int(first_species)
+        self._classes = (torch.arange(self.n_species, device=self.device) + self.first_species).view(1, -1, 1)
 
     # ---- sizes
     @property
@@ -194,7 +200,7 @@ class LatticeAEV:
 
     # ---- contractions
     def _onehot(self, species: Tensor) -> Tensor:
-        """(N, M) species -> (N, S, M) indicator; vacancies (-1) are all zero."""
+        """(N, M) occupation codes -> (N, S, M) element indicator; holes are all zero."""
         return (species.unsqueeze(1) == self._classes).to(self.dtype)
 
     def _assemble(self, e: Tensor, e_ang: Tensor, inner: Tensor, tables: WindowTables) -> Tensor:
@@ -212,7 +218,7 @@ class LatticeAEV:
         return max(1, _CHUNK_ELEMENTS // (2 * self.n_species * max(1, tables.angular.shape[1])))
 
     def features(self, species: Tensor, tables: WindowTables) -> Tensor:
-        """AEVs (N, D) of N windows of ``tables``' geometry from the species on their slots (N, M); -1 = no atom."""
+        """AEVs (N, D) of N windows of ``tables``' geometry from the occupation codes on their slots (N, M)."""
         if species.dim() != 2 or species.shape[1] != tables.n_slots:
             raise ValueError(f"lattice_aev: species shape {tuple(species.shape)} does not fit "
                              f"a window of {tables.n_slots} slots")
@@ -256,7 +262,7 @@ class LatticeAEV:
     def jump_fingerprints(self, occupation: Tensor, vacancies: Tensor) -> dict[str, Tensor]:
         """The four fingerprints of every jump of every vacancy.
 
-        ``occupation`` (T, n_sites), species ``0..S-1`` and -1 for vacancies;
+        ``occupation`` (T, n_sites) in the codes of ``first_species``;
         ``vacancies`` (T, V) the vacancy sites of state A. Returns
         ``KOL_A`` (T, V, D), and ``KOL_B``, ``TW_A``, ``TW_B`` (T, V, z, D) for
         the jump along path k (``NN_VECTORS[kind][k]``) of vacancy v; state B
@@ -289,6 +295,6 @@ def gather_sites(occupation: Tensor, sites: Tensor) -> Tensor:
 
 
 def species_in_b(species: Tensor, sites: Tensor, vacancy: Tensor, hop: Tensor, moving: Tensor) -> Tensor:
-    """Species of window sites in state B: the vacancy site gets the jumping atom, the hop site is empty."""
+    """Codes of window sites in state B: the vacancy site gets the jumping atom, the hop site a hole (-1)."""
     out = torch.where(sites == vacancy, moving, species)
     return torch.where(sites == hop, torch.full_like(out, -1), out)

@@ -138,7 +138,8 @@ class DetailedBalanceRateModel:
         self.params = params
         self.kol, self.kra = kol, kra
         self.dtype = kol.dtype
-        self.aev = LatticeAEV(lattice, params, n_species, device=self.device, dtype=self.dtype)
+        # digits are used as they are (0 = vacancy, d = species[d - 1]): no per-call pass over the lattice
+        self.aev = LatticeAEV(lattice, params, n_species, device=self.device, dtype=self.dtype, first_species=1)
         self._state_energy = StackedEnergy(kol)
         self._kra_energy = StackedEnergy(kra)
         d_nn = float(np.linalg.norm(NN_VECTORS[lattice.kind][0])) * lattice.a / 2.0
@@ -160,49 +161,49 @@ class DetailedBalanceRateModel:
     @torch.no_grad()
     def energy(self, digits: Tensor) -> Tensor:
         """(T, n_sites) digits -> (T,) energy ``sum_v M_E(F_v^KOL)`` over every vacancy of each configuration (eV)."""
-        occ = digits.to(self.device).long() - 1
-        rows, centres = torch.nonzero(occ == -1, as_tuple=True)
+        d = digits.to(self.device).long()
+        rows, centres = torch.nonzero(d == 0, as_tuple=True)
         sites = self.aev.kol_sites(centres)
-        species = occ[rows.unsqueeze(1), sites]
+        species = d[rows.unsqueeze(1), sites]
         f_kol = self.aev.features(species, self.aev.kol)
-        out = torch.zeros(occ.shape[0], dtype=self.dtype, device=self.device)
+        out = torch.zeros(d.shape[0], dtype=self.dtype, device=self.device)
         return out.index_add_(0, rows, self._state_energy(f_kol))
 
     # ---- the pieces
     @torch.no_grad()
     def terms(self, digits: Tensor, vacancies: Tensor) -> tuple[Tensor, Tensor]:
         """``(E_KRA, dE)``, each (T, m, z): the KRA energy and ``E_B - E_A`` of every jump."""
-        occ = digits.to(self.device).long() - 1
+        d = digits.to(self.device).long()
         vac = vacancies.to(self.device).long()
         t, m = vac.shape
         z, dim = self.z, self.aev.dim
-        fp = self.aev.jump_fingerprints(occ, vac)
+        fp = self.aev.jump_fingerprints(d, vac)
         # M_E on F^KOL: E_A once per vacancy (shared by its z paths), then every final state
         energies = self._state_energy(torch.cat([fp["KOL_A"].reshape(-1, dim), fp["KOL_B"].reshape(-1, dim)]))
         e_a = energies[: t * m].reshape(t, m, 1)
         e_b = energies[t * m:].reshape(t, m, z)
         d_e = e_b - e_a
-        d_e = d_e + self._other_vacancies(occ, vac)
+        d_e = d_e + self._other_vacancies(d, vac)
         e_kra = self._kra_energy(KRAModel._symmetric_input(fp["TW_A"].reshape(-1, dim), fp["TW_B"].reshape(-1, dim)))
         e_kra = e_kra.reshape(t, m, z)
         return e_kra, d_e
 
-    def _other_vacancies(self, occ: Tensor, vac: Tensor) -> Tensor:
+    def _other_vacancies(self, d: Tensor, vac: Tensor) -> Tensor:
         """(T, m, z): energy change of the other vacancies v' whose window holds v or the hop site."""
         t, m = vac.shape
         out = torch.zeros((t, m, self.z), dtype=self.dtype, device=self.device)
         if self._ball.numel() == 0:
             return out
         near = self.aev.site_at(self.aev.half[vac].unsqueeze(-2) + self._ball)            # (T, m, n_ball)
-        rows, cols, slot = torch.nonzero(gather_sites(occ, near) == -1, as_tuple=True)
+        rows, cols, slot = torch.nonzero(gather_sites(d, near) == 0, as_tuple=True)
         if rows.numel() == 0:
             return out
         other = near[rows, cols, slot]                                                    # v'
         v = vac[rows, cols]
         hops = self.aev.hop_sites(v)                                                      # (n, z)
-        moving = occ[rows.unsqueeze(1), hops]
+        moving = d[rows.unsqueeze(1), hops]
         sites = self.aev.kol_sites(other)                                                 # (n, M_K)
-        spec_a = occ[rows.unsqueeze(1), sites]
+        spec_a = d[rows.unsqueeze(1), sites]
         spec_b = species_in_b(spec_a.unsqueeze(1), sites.unsqueeze(1), v[:, None, None], hops[..., None],
                           moving[..., None])                                              # (n, z, M_K)
         affected = ((sites.unsqueeze(1) == v[:, None, None]) | (sites.unsqueeze(1) == hops[..., None])).any(-1)
