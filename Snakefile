@@ -39,10 +39,12 @@ OUT = f"results/{RUN}"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/kmc.smk"
 
 
 rule all:
     input:
         dataset_targets(),
         model_targets(),
+        kmc_targets(),
     default_target: True

@@ -171,6 +171,9 @@ def _semantic_issues(cfg: Mapping[str, Any]) -> Iterator[Issue]:
     for name, dataset in cfg["datasets"].items():
         yield from _dataset_issues(name, dataset, cfg["potentials"])
     yield from _models_issues(cfg["models"], cfg["datasets"])
+    from .kmc_config import kmc_issues  # the kMC stage's own cross-field checks
+
+    yield from kmc_issues(cfg["kmc"])
 
 
 def _models_issues(models: Mapping[str, Any], datasets: Mapping[str, Any]) -> Iterator[Issue]:

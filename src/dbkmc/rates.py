@@ -51,10 +51,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .constants import KB_EV  # noqa: F401  (re-exported for rate models)
 from .lattice import COORDINATION, Lattice
-
-KB_EV = 8.617333262e-5
-"""Boltzmann constant in eV/K."""
 
 
 @runtime_checkable
@@ -149,6 +147,7 @@ class NNKRateModel:
         self._local = _FoldedLocalMLP.from_network(network, encoder, dtype) if _is_dense_mlp(network) else None
         if self._local is not None:
             self.stencil_offsets = self._local.stencil_offsets
+            self.local_mlp = self._local  # lets the engine fuse the network into its step loop
 
     @property
     def z(self) -> int:
