@@ -40,6 +40,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/kmc.smk"
+include: "workflow/rules/kmc_aging.smk"
 
 
 rule all:
@@ -47,4 +48,5 @@ rule all:
         dataset_targets(),
         model_targets(),
         kmc_targets(),
+        kmc_aging_targets(),
     default_target: True
