@@ -37,8 +37,10 @@ OUT = f"results/{RUN}"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/far_field.smk"  # registers the far-field pseudo-dataset: before dataset.smk
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/loops.smk"
 include: "workflow/rules/kmc.smk"
 include: "workflow/rules/kmc_aging.smk"
 
@@ -47,6 +49,8 @@ rule all:
     input:
         dataset_targets(),
         model_targets(),
+        loop_targets(),
+        far_field_targets(),
         kmc_targets(),
         kmc_aging_targets(),
     default_target: True

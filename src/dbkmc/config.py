@@ -171,6 +171,8 @@ def _semantic_issues(cfg: Mapping[str, Any]) -> Iterator[Issue]:
     for name, dataset in cfg["datasets"].items():
         yield from _dataset_issues(name, dataset, cfg["potentials"])
     yield from _models_issues(cfg["models"], cfg["datasets"])
+    yield from _loops_issues(cfg["loops"], cfg["models"], cfg["datasets"], cfg["potentials"])
+    yield from _far_field_issues(cfg["far_field"], cfg["potentials"])
     from .kmc_config import kmc_issues  # the kMC stage's own cross-field checks
 
     yield from kmc_issues(cfg["kmc"])
@@ -181,6 +183,48 @@ def _models_issues(models: Mapping[str, Any], datasets: Mapping[str, Any]) -> It
         yield ("models", "dataset"), f"unknown dataset {models['dataset']!r} (defined: {', '.join(datasets)})"
     if not math.isclose(sum(models["split"]), 1.0, abs_tol=1e-6):
         yield ("models", "split"), f"fractions sum to {sum(models['split']):g}, not 1"
+
+
+def _loops_issues(loops: Mapping[str, Any], models: Mapping[str, Any], datasets: Mapping[str, Any],
+                  potentials: Mapping[str, Any]) -> Iterator[Issue]:
+    if not loops["enabled"]:
+        return
+    if models["dataset"] is None:
+        yield ("loops", "enabled"), "needs the model stage: set models.dataset"
+        return
+    if loops["L_max"] < loops["L_min"]:
+        yield ("loops", "L_max"), f"{loops['L_max']} is below L_min {loops['L_min']}"
+    dataset = datasets.get(models["dataset"])
+    potential = potentials.get(dataset["potential"]) if dataset else None
+    if potential is None:
+        return
+    elements = potential["elements"]
+    if loops["composition"] is not None:
+        yield from _composition_issues(("loops", "composition"), loops["composition"], dataset["potential"], potential)
+        elements = [e for e, x in loops["composition"].items() if x > 0]
+    if loops["loop_species"] is not None and loops["loop_species"] not in elements:
+        yield ("loops", "loop_species"), f"{loops['loop_species']!r} is not one of {', '.join(elements)}"
+    for key in ("host", "solute"):
+        element = loops["markov"][key]
+        if element is not None and element not in potential["elements"]:
+            yield ("loops", "markov", key), (f"{element!r} is not in potential {dataset['potential']!r} "
+                                             f"(elements: {', '.join(potential['elements'])})")
+
+
+def _far_field_issues(far_field: Mapping[str, Any], potentials: Mapping[str, Any]) -> Iterator[Issue]:
+    if not far_field["enabled"]:
+        return
+    name = far_field["potential"]
+    if name is None:
+        if len(potentials) != 1:
+            yield ("far_field", "potential"), f"several potentials ({', '.join(potentials)}); name one"
+            return
+        name = next(iter(potentials))
+    if name not in potentials:
+        yield ("far_field", "potential"), f"unknown potential {name!r} (defined: {', '.join(potentials)})"
+        return
+    if far_field["composition"] is not None:
+        yield from _composition_issues(("far_field", "composition"), far_field["composition"], name, potentials[name])
 
 
 def _potential_issues(name: str, potential: Mapping[str, Any]) -> Iterator[Issue]:
