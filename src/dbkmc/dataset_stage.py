@@ -161,6 +161,7 @@ def import_step(source: str | Path, out_events: str | Path, out_rejects: str | P
         Path(out_structures).write_text("")
     meta = json.loads((src / "dataset.json").read_text()) if (src / "dataset.json").exists() else {}
     meta["imported_from"] = str(src)
+    meta["imported_by"] = code_provenance()
     summary = meta.get("counts") or {"n_events": len(events), "n_accepted": len(events), "n_rejected": 0}
     _write_json(summary, out_summary)
     _write_json(meta, out_meta)

@@ -18,7 +18,7 @@ import torch
 from dbkmc import plots
 from dbkmc.fingerprints import AEVParams, featurize_events
 from dbkmc.models import DE_KINDS
-from dbkmc.provenance import code_provenance
+from dbkmc.provenance import code_provenance, provenance_record
 from dbkmc.training import (
     TARGETS,
     EventData,
@@ -57,8 +57,10 @@ def fingerprints_step(events_path: str | Path, params: Mapping, out: str | Path)
     aev = AEVParams.from_dict(dict(params))
     species = events["species"].iloc[0].split(",")
     fps = featurize_events(events, aev, "cpu", species=species)
+    provenance = provenance_record({"fingerprints": aev.to_dict()}, {}, events_path)
     torch.save({"format": FINGERPRINT_FORMAT, "params": aev.to_dict(), "species": species,
-                "event_id": [str(e) for e in events["event_id"]], "fingerprints": fps}, out)
+                "event_id": [str(e) for e in events["event_id"]], "fingerprints": fps,
+                "provenance": provenance}, out)
     log.info("fingerprints of %d events, %d features each", len(events), fps["TW_A"].shape[1])
 
 
@@ -116,10 +118,15 @@ def train_step(model: str, events_path, fingerprints_path, models_cfg: Mapping, 
         changes["sas_lambda"] = json.loads(Path(sas_lambda_json).read_text())["lambda"]
     cfg = train_config(models_cfg, **changes)
     fit = train_model(model, data, _split(data, models_cfg), cfg)
-    extra = {"train_config": cfg.to_dict(), "provenance": dict(provenance or {})}
+    record = provenance_record(
+        {"models": {k: models_cfg[k] for k in sorted(models_cfg)}, "fingerprints": data.params.to_dict(),
+         "model": model, **({"sas_lambda": changes["sas_lambda"]} if changes else {})},
+        {"models.seed": models_cfg["seed"]}, events_path)
+    record.update(provenance or {})
+    extra = {"train_config": cfg.to_dict(), "provenance": record}
     save_ensemble(out_dir, fit.ensemble, data.params, data.species, extra=extra)
-    _write_json({"model": model, "device": device, **fit.summary(), "train_config": cfg.to_dict()},
-                Path(out_dir) / "training.json")
+    _write_json({"model": model, "device": device, **fit.summary(), "train_config": cfg.to_dict(),
+                 "provenance": record}, Path(out_dir) / "training.json")
     log.info("%s: %d members, %d epochs", model, fit.ensemble.n_members, fit.n_epochs)
 
 

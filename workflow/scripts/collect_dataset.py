@@ -11,6 +11,7 @@ log_to_file(snakemake.log[0])
 params = snakemake.params
 provenance = {
     "dataset": snakemake.wildcards.dataset,
+    "seeds": {f"datasets.{snakemake.wildcards.dataset}.seed": params.dataset["seed"]},
     "parameters": {"dataset": params.dataset, "neb": params.neb, "qc": params.qc},
     "potential": Potential.from_config(params.potential_name, params.potential).provenance(),
     "lattice_constants": json.loads(Path(snakemake.input.lattice_constants).read_text())["a"],
