@@ -297,3 +297,36 @@ def test_nnk_fused_loop_equals_the_python_loop(nnk_1024):
     # barriers of the state equal a fresh evaluation through the published encoder
     ref = model.barriers(fused.digits, fused.vacancies)
     assert torch.allclose(fused.barriers.double(), ref.double(), atol=2e-6, rtol=0)
+
+
+@needs_nnk_data
+def test_nnk_exact_barrier_cache(nnk_1024, tmp_path):
+    st, model = nnk_1024
+    d = st.types.copy()
+    d[100] = 0
+    temps = [300.0, 1100.0, 3000.0]
+    cached = KMC(model, d, temps, seed=3, cache=8)
+    cached_py = KMC(model, d, temps, seed=3, cache=8, fused=False)
+    plain = KMC(model, d, temps, seed=3)
+    for eng in (cached, cached_py, plain):
+        eng.run(600)
+    assert cached.cache_hits == cached_py.cache_hits > 600  # the vacancy revisits states, most at 300 K
+    assert torch.equal(cached.digits, cached_py.digits) and torch.equal(cached.time, cached_py.time)
+    # a hit returns what the network gave for that neighbourhood: same jumps as without the cache
+    assert torch.equal(cached.digits, plain.digits)
+    assert torch.allclose(cached.time, plain.time, rtol=1e-5, atol=0)
+    assert torch.allclose(cached.barriers.double(), model.barriers(cached.digits, cached.vacancies).double(),
+                          atol=2e-6, rtol=0)
+    # checkpoint/resume carries the cache: the resumed run equals the uninterrupted one bit for bit
+    sched = Schedule(n_jumps=900, record=[900], snapshots=[], checkpoint_every=300)
+    hooks = RunHooks(record=lambda e: [])
+    ref = KMC(model, d, temps, seed=3, cache=8)
+    simulate(ref, sched, hooks, progress=False)
+    ck = tmp_path / "ck.pt"
+    with pytest.raises(KeyboardInterrupt):
+        simulate(KMC(model, d, temps, seed=3, cache=8), sched, hooks, checkpoint=ck, fingerprint="c",
+                 progress=False, stop_after=300)
+    resumed = KMC(model, d, temps, seed=3, cache=8)
+    simulate(resumed, sched, hooks, checkpoint=ck, fingerprint="c", progress=False)
+    assert torch.equal(resumed.digits, ref.digits) and torch.equal(resumed.time, ref.time)
+    assert resumed.cache_hits == ref.cache_hits

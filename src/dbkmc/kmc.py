@@ -80,9 +80,13 @@ def trajectory_key(seed: int, trajectory_id: int) -> int:
 
 
 def uniform_reference(key: int, step: int, j: int) -> float:
-    """Uniform ``j`` (0: event, 1: clock) of ``step`` in [0, 1), in plain Python."""
+    """Uniform ``j`` (0: event, 1: clock) of ``step`` in [0, 1), in plain Python.
+
+    52 bits: u <= 1 - 2**-52, so ``u * W`` stays strictly below ``W`` after rounding
+    and the event search never runs past the last path.
+    """
     x = _mix_int((key + (2 * step + j + 1) * _GAMMA) & _MASK64)
-    return (x >> 11) * 2.0**-53
+    return (x >> 12) * 2.0**-52
 
 
 def _srl(x: Tensor, k: int) -> Tensor:
@@ -97,10 +101,10 @@ def _mix(z: Tensor) -> Tensor:
 
 
 def uniforms(keys: Tensor, start: int, count: int) -> Tensor:
-    """``[T, count, 2]`` float64 uniforms in [0, 1) of steps ``start .. start + count - 1``."""
+    """``[T, count, 2]`` float64 uniforms in [0, 1 - 2**-52] of steps ``start .. start + count - 1``."""
     c = torch.arange(2 * start + 1, 2 * (start + count) + 1, device=keys.device, dtype=torch.long)
     x = keys[:, None] + c[None, :] * _signed(_GAMMA)
-    return (_srl(_mix(x), 11).to(torch.float64) * 2.0**-53).view(keys.shape[0], count, 2)
+    return (_srl(_mix(x), 12).to(torch.float64) * 2.0**-52).view(keys.shape[0], count, 2)
 
 
 # --- the step loops ------------------------------------------------------------------
@@ -112,37 +116,71 @@ def uniforms(keys: Tensor, start: int, count: int) -> Tensor:
 # bit-identical trajectories (tests/test_kmc.py).
 
 
+def _mlp(x: Tensor, w1: Tensor, b1: Tensor, ws: list[Tensor], bs: list[Tensor], hidden: int, z: int) -> Tensor:
+    """Barriers ``[B, z]`` from stencil digits ``[B, L]`` (first layer over all paths at once)."""
+    h = torch.relu(torch.addmm(b1, x, w1)).view(-1, hidden)
+    n_layers = len(ws)
+    for i in range(n_layers - 1):
+        h = torch.relu(torch.addmm(bs[i], h, ws[i]))
+    return torch.addmm(bs[n_layers - 1], h, ws[n_layers - 1]).view(-1, z)
+
+
 def _advance_local_mlp(digits: Tensor, vac: Tensor, e: Tensor, u_event: Tensor, beta: Tensor, nbr: Tensor,
                        grid: Tensor, pos: Tensor, shift: Tensor, w1: Tensor, b1: Tensor,
-                       ws: list[Tensor], bs: list[Tensor], hidden: int, z: int,
-                       n: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                       ws: list[Tensor], bs: list[Tensor], hidden: int, z: int, n: int,
+                       keys: Tensor, vals: Tensor, ptr: Tensor,
+                       pack: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
     """``n`` steps, one vacancy per trajectory, barriers from an MLP on the stencil digits.
 
     ``digits`` are stored in the network's float dtype (0., 1., ... exactly), so the
     stencil gather is the network input without a conversion.
+
+    Exact barrier cache (when ``keys`` has a nonzero second axis): per trajectory a ring
+    of the last M distinct stencil-digit vectors met and their barriers (``vals [T, M, z]``).
+    A key is the digit vector packed without loss into int64 words (``pack [W, g]``: the
+    weight ``(S+1)**i`` of digit i of each group of g, so distinct vectors give distinct
+    words). The network depends on the stencil digits only, so an equal key has exactly
+    the stored barriers; only the trajectories without a match run the network.
+    Returns the number of cache hits.
     """
     t_count = vac.shape[0]
     w_list: list[Tensor] = []
     e_list: list[Tensor] = []
     cols = u_event.t().unsqueeze(2).unbind(0)
-    n_layers = len(ws)
+    m = keys.shape[1]
+    rows = torch.arange(t_count, device=vac.device)
+    hits = 0
     for j in range(n):
         emin = e.amin(1, keepdim=True)
         w = torch.exp((emin - e) * beta)
         cum = w.cumsum(1)
         total = cum[:, z - 1 : z]
-        path = torch.searchsorted(cum, cols[j] * total, right=True).clamp_max(z - 1)
+        path = torch.searchsorted(cum, cols[j] * total, right=True)  # < z: u <= 1 - 2**-52 (see uniforms)
         w_list.append(total)
         e_list.append(emin)
-        target = nbr[vac * z + path]
+        target = nbr[torch.add(path, vac, alpha=z)]
         digits.scatter_(1, vac, digits.gather(1, target))
         digits.scatter_(1, target, 0.0)
         vac = target
-        h = torch.relu(torch.addmm(b1, digits.gather(1, grid[pos[vac] + shift]), w1)).view(-1, hidden)
-        for i in range(n_layers - 1):
-            h = torch.relu(torch.addmm(bs[i], h, ws[i]))
-        e = torch.addmm(bs[n_layers - 1], h, ws[n_layers - 1]).view(t_count, z)
-    return vac, e, torch.cat(w_list, 1), torch.cat(e_list, 1).to(torch.float64)
+        local = digits.gather(1, grid[pos[vac] + shift])
+        if m == 0:
+            e = _mlp(local, w1, b1, ws, bs, hidden, z)
+        else:
+            key = (local.to(torch.long).view(t_count, pack.shape[0], pack.shape[1]) * pack).sum(2)  # [T, W]
+            eq = (keys == key.unsqueeze(1)).all(2)  # [T, M]
+            miss = torch.nonzero(~eq.any(1)).view(-1)
+            e = vals[rows, eq.to(torch.uint8).argmax(1)]
+            n_miss = miss.shape[0]
+            hits += t_count - n_miss
+            if n_miss > 0:
+                x = local.index_select(0, miss)
+                fresh = _mlp(x, w1, b1, ws, bs, hidden, z)
+                e = e.index_copy(0, miss, fresh)
+                slot = ptr.index_select(0, miss)
+                keys.index_put_((miss, slot), key.index_select(0, miss))
+                vals.index_put_((miss, slot), fresh)
+                ptr.index_copy_(0, miss, torch.remainder(slot + 1, m))
+    return vac, e, torch.cat(w_list, 1), torch.cat(e_list, 1).to(torch.float64), hits
 
 
 _SCRIPTED: dict[str, Any] = {}
@@ -187,7 +225,8 @@ class KMC:
 
     def __init__(self, model: RateModel, digits: Tensor | np.ndarray, temperatures: Sequence[float],
                  nu: float = 1e13, seed: int = 0, trajectory_ids: Sequence[int] | None = None,
-                 device: str | torch.device = "cpu", block: int = 512, fused: bool = True) -> None:
+                 device: str | torch.device = "cpu", block: int = 512, fused: bool = True,
+                 cache: int = 0) -> None:
         self.model = model
         self.lattice: Lattice = model.lattice
         self.device = torch.device(device)
@@ -250,6 +289,25 @@ class KMC:
         self._digits = d.to(self._digit_dtype).contiguous().clone()
         self._digits_long: Tensor | None = None
         self.barriers = self._compute(self.vacancies)
+        if cache < 0:
+            raise ValueError(f"cache: need >= 0 entries, got {cache}")
+        size = int(cache) if self._mlp is not None else 0
+        self._pack = self._packing() if self._mlp is not None else torch.zeros(0, 0, dtype=torch.long)
+        self._cache_keys = torch.full((self.T, size, self._pack.shape[0]), -1, dtype=torch.long, device=self.device)
+        self._cache_vals = torch.zeros((self.T, size, self.z), dtype=self.barriers.dtype, device=self.device)
+        self._cache_ptr = torch.zeros(self.T, dtype=torch.long, device=self.device)
+        self.cache_hits = 0
+        if size:
+            self.path += f", exact barrier cache of {size}"
+
+    def _packing(self) -> Tensor:
+        """``[W, g]`` int64 weights packing the L stencil digits (0..S) losslessly into W words."""
+        base = len(self.model.species) + 1
+        n_local = self._stencil.size
+        per_word = max(1, int(62 // math.log2(base)))
+        g = max(d for d in range(1, min(per_word, n_local) + 1) if n_local % d == 0)
+        powers = torch.tensor([base**i for i in range(g)], dtype=torch.long)
+        return powers.repeat(n_local // g, 1).to(self.device)
 
     @property
     def digits(self) -> Tensor:
@@ -309,12 +367,14 @@ class KMC:
             mlp = self._mlp
             args = (self._digits, self.vacancies, self.barriers.view(T, z), u_event, self.beta, self._nbr_flat,
                     self._stencil._grid, self._stencil._pos, self._stencil._shift, mlp.w1, mlp.b1,
-                    [w for w, _ in mlp.layers], [b for _, b in mlp.layers], mlp.hidden, z, n)
+                    [w for w, _ in mlp.layers], [b for _, b in mlp.layers], mlp.hidden, z, n,
+                    self._cache_keys, self._cache_vals, self._cache_ptr, self._pack)
             if self._fused:
                 with torch.jit.optimized_execution(False):  # plain interpreter: the Python loop's numbers
-                    vac, e, w_sum, e_min = _scripted_local_mlp()(*args)
+                    vac, e, w_sum, e_min, hits = _scripted_local_mlp()(*args)
             else:
-                vac, e, w_sum, e_min = _advance_local_mlp(*args)
+                vac, e, w_sum, e_min, hits = _advance_local_mlp(*args)
+            self.cache_hits += hits
             self.vacancies, self.barriers = vac, e.view(T, 1, z)
         elif self.V == 1:
             w_sum, e_min = self._advance_one(n, u_event)
@@ -347,10 +407,10 @@ class KMC:
             w = torch.exp((emin - e) * beta)
             cum = w.cumsum(1)
             total = cum[:, z - 1 : z]
-            path = torch.searchsorted(cum, cols[j] * total, right=True).clamp_max(z - 1)
+            path = torch.searchsorted(cum, cols[j] * total, right=True)  # < z (see uniforms)
             w_list.append(total)
             e_list.append(emin)
-            target = nbr[vac * z + path]  # [T, 1]: site of the jumping atom
+            target = nbr[torch.add(path, vac, alpha=z)]  # [T, 1]: site of the jumping atom
             digits.scatter_(1, vac, digits.gather(1, target))
             digits.scatter_(1, target, 0)
             vac = target
@@ -400,7 +460,8 @@ class KMC:
 
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "digits": self.digits.cpu(), "vacancies": self.vacancies.cpu(),
-                "time": self.time.cpu(), "barriers": self.barriers.cpu(),
+                "time": self.time.cpu(), "barriers": self.barriers.cpu(), "cache_keys": self._cache_keys.cpu(),
+                "cache_vals": self._cache_vals.cpu(), "cache_ptr": self._cache_ptr.cpu(), "cache_hits": self.cache_hits,
                 "temperatures": self.temperatures.cpu(), "trajectory_ids": list(self.trajectory_ids),
                 "seed": self.seed, "nu": self.nu}
 
@@ -418,6 +479,12 @@ class KMC:
         self.vacancies = state["vacancies"].to(self.device).contiguous()
         self.time = state["time"].to(self.device)
         self.barriers = state["barriers"].to(self.device)
+        if state["cache_keys"].shape != self._cache_keys.shape:
+            raise ValueError("checkpoint: the barrier cache has another size than this run's")
+        self._cache_keys = state["cache_keys"].to(self.device)
+        self._cache_vals = state["cache_vals"].to(self.device)
+        self._cache_ptr = state["cache_ptr"].to(self.device)
+        self.cache_hits = int(state["cache_hits"])
 
 
 # --- driving a run: records, snapshots, checkpoints, progress ----------------------

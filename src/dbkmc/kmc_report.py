@@ -46,7 +46,7 @@ def order_summary(timeseries: pd.DataFrame, pair: Sequence[str], average_fractio
     g = per_traj.groupby("temperature")[cols]
     mean = g.mean()
     sem = g.sem(ddof=1).fillna(0.0) if per_traj["replica"].nunique() > 1 else mean * 0.0
-    table = mean.join(sem, rsuffix="_sem").reset_index()
+    table = mean.join(sem.add_suffix("_sem")).reset_index()
     table["n_records_averaged"] = tail.groupby("temperature")["jumps"].nunique().to_numpy()
     name = f"delta_{pair[0]}{pair[1]}"
     if name not in table:

@@ -120,7 +120,8 @@ def build_run(name: str, run: Mapping[str, Any], device: str) -> tuple[KMC, Rate
     digits = insert_vacancies(digits, int(run["n_vacancies"]), run["seed"])
     table = trajectories(run["temperatures"], int(run["replicas"]))
     engine = KMC(model, digits, table["temperature"].tolist(), nu=float(run["nu"]), seed=int(run["seed"]),
-                 trajectory_ids=table["trajectory"].tolist(), device=dev, block=int(run["block"]))
+                 trajectory_ids=table["trajectory"].tolist(), device=dev, block=int(run["block"]),
+                 cache=int(run["cache"]))
     return engine, model, table, lattice, species
 
 
