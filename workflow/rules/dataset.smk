@@ -21,6 +21,8 @@ rule lattice_constants:
         runtime=10,
         mem_mb=1000,
         cpus_per_task=1,
+    group:
+        "prepare"  # with sample_events: one cluster job for the two short preparation steps
     conda:
         "../../envs/lammps.yaml"
     script:
@@ -50,6 +52,8 @@ rule sample_events:
         runtime=5,
         mem_mb=1000,
         cpus_per_task=1,
+    group:
+        "prepare"
     conda:
         "../../envs/lammps.yaml"
     script:

@@ -192,6 +192,6 @@ rule model_report:
         mem_mb=2000,
         cpus_per_task=1,
     conda:
-        "../../envs/analysis.yaml"
+        "../../envs/torch.yaml"  # its script imports dbkmc.model_stage, which imports torch
     script:
         "../scripts/model_report.py"
