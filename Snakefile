@@ -41,6 +41,7 @@ include: "workflow/rules/far_field.smk"  # registers the far-field pseudo-datase
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/loops.smk"
+include: "workflow/rules/nnk.smk"
 include: "workflow/rules/kmc.smk"
 include: "workflow/rules/kmc_aging.smk"
 
@@ -51,6 +52,7 @@ rule all:
         model_targets(),
         loop_targets(),
         far_field_targets(),
+        nnk_targets(),
         kmc_targets(),
         kmc_aging_targets(),
     default_target: True

@@ -173,6 +173,7 @@ def _semantic_issues(cfg: Mapping[str, Any]) -> Iterator[Issue]:
     yield from _models_issues(cfg["models"], cfg["datasets"])
     yield from _loops_issues(cfg["loops"], cfg["models"], cfg["datasets"], cfg["potentials"])
     yield from _far_field_issues(cfg["far_field"], cfg["potentials"])
+    yield from _nnk_issues(cfg["nnk"], cfg["datasets"])
     from .kmc_config import kmc_issues  # the kMC stage's own cross-field checks
 
     yield from kmc_issues(cfg["kmc"])
@@ -225,6 +226,40 @@ def _far_field_issues(far_field: Mapping[str, Any], potentials: Mapping[str, Any
         return
     if far_field["composition"] is not None:
         yield from _composition_issues(("far_field", "composition"), far_field["composition"], name, potentials[name])
+
+
+def _nnk_issues(nnk: Mapping[str, Any], datasets: Mapping[str, Any]) -> Iterator[Issue]:
+    if not math.isclose(sum(nnk["split"]), 1.0, abs_tol=1e-6):
+        yield ("nnk", "split"), f"fractions sum to {sum(nnk['split']):g}, not 1"
+    if nnk["grid"] is not None and nnk["grid"] % 2 != 1:
+        yield ("nnk", "grid"), f"needs an odd number of voxels per axis, got {nnk['grid']}"
+    for name, s in nnk["sets"].items():
+        base = ("nnk", "sets", name)
+        ds = datasets.get(s["dataset"])
+        if ds is None:
+            yield (*base, "dataset"), f"unknown dataset {s['dataset']!r} (defined: {', '.join(datasets)})"
+            continue
+        if ds["mode"] != "all_paths" and ds["source"] is None:
+            yield (*base, "dataset"), f"dataset {s['dataset']!r} has mode {ds['mode']!r}; NNK needs all_paths"
+        comps = list(ds["compositions"])
+        for key in ("held_out", "spectrum_compositions"):
+            for label in s[key] or []:
+                if label not in comps:
+                    yield (*base, key), f"composition {label!r} not in dataset {s['dataset']!r} ({', '.join(comps)})"
+        if s["held_out"] and not set(comps) - set(s["held_out"]):
+            yield (*base, "held_out"), "every composition is held out; nothing left to train on"
+        if s["transfer_dataset"] is not None:
+            t = datasets.get(s["transfer_dataset"])
+            if t is None:
+                yield (*base, "transfer_dataset"), f"unknown dataset {s['transfer_dataset']!r}"
+            elif (t["potential"], t["lattice"]) != (ds["potential"], ds["lattice"]):
+                yield (*base, "transfer_dataset"), "needs the potential and lattice of the training dataset"
+            elif t["supercell"] <= ds["supercell"]:
+                yield (*base, "transfer_dataset"), (f"supercell {t['supercell']} is not larger than the "
+                                                    f"training dataset's {ds['supercell']}")
+    weights = nnk["published"]["weights"]
+    if weights is not None and not Path(weights).is_file():
+        yield ("nnk", "published", "weights"), f"file {weights!r} not found"
 
 
 def _potential_issues(name: str, potential: Mapping[str, Any]) -> Iterator[Issue]:

@@ -147,14 +147,22 @@ class NNKEncoder:
         self.voxel_valid = self._inside(g)  # (V,) same for every path: M_k is orthogonal
         # voxel m of path k holds the site at offset h = M_k^{-1} g = M_k^T g, i.e. h_row = g_row @ M_k
         self.offsets = np.einsum("vi,kij->kvj", g, self.operations)  # (z, V, 3)
+        # Gather table: the lattice's (2n)^3 half-coordinate index grid, padded periodically by
+        # R = the largest offset component, so a voxel's site is one flat add and one gather.
         m = 2 * lattice.n
-        self._m = m
-        off = torch.as_tensor(self.offsets, dtype=torch.long)
-        # offsets as flat shifts on the (2n)^3 half-coordinate grid, pre-reduced mod 2n
-        self._off = torch.remainder(off, m).to(self.device)  # (z, V, 3)
-        self._valid = torch.as_tensor(self.voxel_valid, device=self.device)  # (V,)
-        self._half = torch.as_tensor(lattice.half_coords, dtype=torch.long, device=self.device)
-        self._grid_index = torch.as_tensor(lattice._index_grid.reshape(-1), dtype=torch.long, device=self.device)
+        reach_off = int(np.abs(self.offsets[:, self.voxel_valid]).max()) if self.voxel_valid.any() else 0
+        ext = m + 2 * reach_off
+        wrap = np.mod(np.arange(ext) - reach_off, m)
+        padded = lattice._index_grid[np.ix_(wrap, wrap, wrap)]
+        off = np.where(self.voxel_valid[None, :, None], self.offsets, 0)  # empty voxels point at the vacancy
+        self._ext = ext
+        self._reach = reach_off
+        self._flat_off = torch.as_tensor((off[..., 0] * ext + off[..., 1]) * ext + off[..., 2],
+                                         dtype=torch.long, device=self.device)  # (z, V)
+        self._padded = torch.as_tensor(padded.reshape(-1), dtype=torch.long, device=self.device)
+        hc = lattice.half_coords + reach_off
+        self._base = torch.as_tensor((hc[:, 0] * ext + hc[:, 1]) * ext + hc[:, 2], dtype=torch.long,
+                                     device=self.device)  # (n_sites,)
 
     def _inside(self, g: np.ndarray) -> np.ndarray:
         r2 = (g**2).sum(axis=-1) * (self.lattice.a / 2.0) ** 2
@@ -164,14 +172,8 @@ class NNKEncoder:
     def sites(self, vacancies) -> torch.Tensor:
         """Site in each voxel: LongTensor[..., z, n_voxels]; -1 = empty voxel or the vacancy itself."""
         vac = torch.as_tensor(vacancies, dtype=torch.long, device=self.device)
-        h = self._half[vac]  # (..., 3)
-        m = self._m
-        hv = h[..., None, None, :] + self._off  # (..., z, V, 3), components in [0, 2m)
-        hv = torch.where(hv >= m, hv - m, hv)
-        flat = (hv[..., 0] * m + hv[..., 1]) * m + hv[..., 2]
-        idx = self._grid_index[flat]
-        keep = self._valid & (idx != vac[..., None, None])
-        return torch.where(keep, idx, torch.full_like(idx, -1))
+        idx = self._padded[self._base[vac][..., None, None] + self._flat_off]  # (..., z, V)
+        return idx.masked_fill(idx == vac[..., None, None], -1)
 
     def images(self, digits, vacancies, dtype=torch.float32) -> torch.Tensor:
         """Digit of the occupant of every voxel: Tensor[..., n_vac, z, n_voxels].
@@ -284,19 +286,27 @@ class NNKMLP(nn.Module):
 
 
 class NNKCNN(nn.Module):
-    """3D CNN: 3x3x3 convolutions (BatchNorm, ReLU), flattened to a dense layer, then one output (eV)."""
+    """3D CNN: unpadded 3x3x3 convolutions (BatchNorm, ReLU), flattened to a dense layer, then one output (eV).
+
+    Each convolution trims one voxel from every face, so four of them take a 9^3
+    grid down to 1^3 (128 channels), which the dense layer then reads.
+    """
 
     def __init__(self, grid: int, channels: Sequence[int] = (32, 64, 128, 128), dense: int = 128,
                  bn_eps: float = BN_EPS):
         super().__init__()
+        out_grid = grid - 2 * len(channels)
+        if out_grid < 1:
+            raise ValueError(f"cnn_channels: {len(channels)} unpadded 3x3x3 convolutions need a grid >= "
+                             f"{2 * len(channels) + 1}, got {grid}")
         layers: list[nn.Module] = []
         c_in = 1
         for c in channels:
-            layers += [nn.Conv3d(c_in, c, 3, padding=1), nn.BatchNorm3d(c, eps=bn_eps), nn.ReLU()]
+            layers += [nn.Conv3d(c_in, c, 3), nn.BatchNorm3d(c, eps=bn_eps), nn.ReLU()]
             c_in = c
         self.conv = nn.Sequential(*layers)
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(c_in * grid**3, dense), nn.BatchNorm1d(dense, eps=bn_eps), nn.ReLU(),
+            nn.Flatten(), nn.Linear(c_in * out_grid**3, dense), nn.BatchNorm1d(dense, eps=bn_eps), nn.ReLU(),
             nn.Linear(dense, 1),
         )
         self.grid = grid
@@ -305,7 +315,7 @@ class NNKCNN(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         lead = images.shape[:-1]
         g = self.grid
-        # voxel axis is (y, x, z)-ordered; the convolution is indifferent to the axis names
+        # the voxel axis is (y, x, z)-ordered; a convolution does not mind the axis names
         x = images.reshape(-1, 1, g, g, g)
         return self.head(self.conv(x)).reshape(lead)
 
