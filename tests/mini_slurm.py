@@ -32,9 +32,15 @@ class SlurmUnavailable(RuntimeError):
     """The cluster cannot be started on this machine; the message says why."""
 
 
+def which(program: str) -> str | None:
+    """Full path of a SLURM/MUNGE program; daemons live in sbin, which PATH may lack."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    return shutil.which(program, path=path)
+
+
 def unavailable_reason() -> str | None:
     """Why a cluster cannot be started here, or None when it can be tried."""
-    missing = [p for p in PROGRAMS if shutil.which(p) is None]
+    missing = [p for p in PROGRAMS if which(p) is None]
     if missing:
         return f"SLURM/MUNGE programs missing: {', '.join(missing)} (apt-get install slurm-wlm munge)"
     if os.geteuid() != 0:
@@ -62,7 +68,7 @@ def _free_ports(n: int) -> list[int]:
 
 def node_line() -> tuple[str, str]:
     """(node name, ``NodeName=... CPUs=... RealMemory=...``) from ``slurmd -C``."""
-    out = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, timeout=30, check=True).stdout
+    out = subprocess.run([which("slurmd"), "-C"], capture_output=True, text=True, timeout=30, check=True).stdout
     line = next((ln.strip() for ln in out.splitlines() if ln.startswith("NodeName=")), None)
     if line is None:
         raise SlurmUnavailable(f"slurmd -C printed no NodeName line: {out!r}")
@@ -79,7 +85,8 @@ class MiniSlurm:
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     def run(self, *cmd: str, timeout: float = 30) -> subprocess.CompletedProcess:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self.env)
+        return subprocess.run([which(cmd[0]), *cmd[1:]], capture_output=True, text=True, timeout=timeout,
+                              env=self.env)
 
     def node_state(self) -> str:
         out = self.run("sinfo", "-h", "-N", "-o", "%T")
@@ -196,7 +203,7 @@ def start(root: str | Path, timeout: float = 30) -> MiniSlurm:
     # config is only named by SLURM_CONF, so its jobs see an `srun` that sets it again.
     shim = root / "bin" / "srun"
     shim.parent.mkdir(exist_ok=True)
-    shim.write_text(f'#!/bin/sh\nSLURM_CONF={conf} exec {shutil.which("srun")} "$@"\n')
+    shim.write_text(f'#!/bin/sh\nSLURM_CONF={conf} exec {which("srun")} "$@"\n')
     shim.chmod(0o755)
     env = dict(os.environ, SLURM_CONF=str(conf), PATH=f"{shim.parent}{os.pathsep}{os.environ.get('PATH', '')}")
     for var in [k for k in env if k.startswith("SLURM_") and k != "SLURM_CONF"]:
@@ -204,13 +211,13 @@ def start(root: str | Path, timeout: float = 30) -> MiniSlurm:
     cluster = MiniSlurm(root=root, conf=conf, node=node, env=env, munge_dir=munge_dir)
     try:
         cluster.processes.append(_spawn(
-            ["munged", "--foreground", f"--socket={sock}", f"--pid-file={munge_dir / 'munged.pid'}",
+            [which("munged"), "--foreground", f"--socket={sock}", f"--pid-file={munge_dir / 'munged.pid'}",
              f"--seed-file={munge_dir / 'munged.seed'}", f"--log-file={munge_dir / 'munged.log'}",
              f"--key-file={MUNGE_KEY}"], root / "munged.err", env, user=munge.pw_uid, group=munge.pw_gid,
             extra_groups=[]))
         _wait(sock.exists, timeout, "the munged socket", cluster)
-        cluster.processes.append(_spawn(["slurmctld", "-D", "-i", "-f", str(conf)], root / "slurmctld.err", env))
-        cluster.processes.append(_spawn(["slurmd", "-D", "-f", str(conf)], root / "slurmd.err", env))
+        cluster.processes.append(_spawn([which("slurmctld"), "-D", "-i", "-f", str(conf)], root / "slurmctld.err", env))
+        cluster.processes.append(_spawn([which("slurmd"), "-D", "-f", str(conf)], root / "slurmd.err", env))
         _wait(lambda: cluster.node_state() == "idle", timeout, "sinfo to report the node idle", cluster)
     except BaseException:
         cluster.stop()
