@@ -162,3 +162,33 @@ def test_cuda_matches_cpu() -> None:
     torch.testing.assert_close(gpu.barriers(digits.cuda(), vac.cuda()).cpu(), cpu.barriers(digits, vac),
                                rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(gpu.energy(digits.cuda()).cpu(), cpu.energy(digits), rtol=1e-10, atol=1e-10)
+
+
+def test_float32_models_see_the_model_stage_inputs() -> None:
+    """Fingerprints in float64, rounded for float32 networks: the very inputs of the model stage.
+
+    The model stage stores float64 fingerprints and trains float32 networks. Trained ensembles
+    standardise some tiny components (e.g. of ``|F_A - F_B|/2``) by a std near float32
+    resolution, so the rate model must round the same float64 numbers, not compute in float32.
+    """
+    lat = LATTICES["fcc"]
+    dim = P.dim(len(SPECIES))
+    kol, kra = _random_ensemble("M_KOL", dim, 1, torch.float32), _random_ensemble("KRA", dim, 2, torch.float32)
+    digits = _digits(lat, 4, 1, seed=12)
+    vac = torch.nonzero(digits == 0)[:, 1].reshape(-1, 1)
+    z = lat.neighbors.shape[1]
+    events = [{"occupation": occupation_to_str(digits[t].numpy() - 1), "vacancy_site": int(vac[t]),
+               "hop_site": int(lat.neighbors[int(vac[t]), k]), "lattice": "fcc", "supercell": lat.n, "a": lat.a,
+               "species": ",".join(SPECIES)} for t in range(4) for k in range(z)]
+    ref = {k: v.float() for k, v in featurize_events(events, P).items()}    # the model stage's inputs
+    model = DetailedBalanceRateModel(kol, kra, P, lat, SPECIES)
+    tables32 = DetailedBalanceRateModel(kol, kra, P, lat, SPECIES, fingerprint_dtype=torch.float32)
+    got, got32 = model.aev.jump_fingerprints(digits, vac), tables32.aev.jump_fingerprints(digits, vac)
+    mismatch32 = 0
+    for kind in ("KOL_B", "TW_A", "TW_B"):
+        assert torch.equal(got[kind].reshape(-1, dim).float(), ref[kind])
+        mismatch32 += int((got32[kind].reshape(-1, dim) != ref[kind]).sum())
+    assert torch.equal(got["KOL_A"].float().repeat_interleave(z, 1).reshape(-1, dim), ref["KOL_A"])
+    assert mismatch32 > 0                                                      # float32 tables round differently
+    expected = barrier(kra.predict(ref["TW_A"], ref["TW_B"]).mean, kol.predict(ref["KOL_A"], ref["KOL_B"]).mean)
+    torch.testing.assert_close(model.barriers(digits, vac).reshape(-1), expected, rtol=0, atol=1e-6)
