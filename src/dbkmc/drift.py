@@ -54,18 +54,31 @@ from dbkmc.training import LoadedModel
 
 
 class Featurizer:
-    """Fingerprints of event rows for several models, computed once per distinct AEV setting."""
+    """Fingerprints of event rows for several models, computed once per distinct AEV setting.
+
+    ``kol_b_from``: for event rows whose state B is the state A of another row
+    (the hops of a closed loop), ``KOL_B`` is taken from that row's ``KOL_A``
+    (``KOL_B[i] = KOL_A[kol_b_from[i]]``, the same state) instead of being
+    featurized a second time.
+    """
 
     def __init__(self) -> None:
         self._cache: dict[str, dict[str, Tensor]] = {}
         self._events: object = None
 
-    def __call__(self, model: LoadedModel, events: Sequence[Mapping]) -> dict[str, Tensor]:
+    def __call__(self, model: LoadedModel, events: Sequence[Mapping],
+                 kol_b_from: np.ndarray | None = None) -> dict[str, Tensor]:
         if events is not self._events:
             self._cache, self._events = {}, events
         key = json.dumps([model.params.to_dict(), model.species], sort_keys=True)
         if key not in self._cache:
-            self._cache[key] = featurize_events(events, model.params, "cpu", species=model.species)
+            if kol_b_from is None:
+                fps = featurize_events(events, model.params, "cpu", species=model.species)
+            else:
+                fps = featurize_events(events, model.params, "cpu", species=model.species,
+                                       kinds=("KOL_A", "TW_A", "TW_B"))
+                fps["KOL_B"] = fps["KOL_A"][torch.as_tensor(kol_b_from)]
+            self._cache[key] = fps
         dev, dtype = model.ensemble.device, model.ensemble.dtype
         return {k: v.to(device=dev, dtype=dtype) for k, v in self._cache[key].items()}
 
@@ -110,8 +123,10 @@ def loop_energy_sums(models: Mapping[str, LoadedModel], lattice: Lattice, loop_s
         rng = np.random.default_rng([int(seed), int(length)])
         occ, on_loop = loop_states(lattice, loops, species, composition, loop_species, rng)
         events = loop_hop_events(lattice, loops, occ, species)
+        hop = np.arange(len(events)).reshape(len(loops), length)
+        after = np.roll(hop, -1, axis=1).reshape(-1)      # state B of hop k is state A of hop k + 1
         for name, model in models.items():
-            members = member_predictions(model, featurize(model, events))
+            members = member_predictions(model, featurize(model, events, after))
             e_net = members.reshape(members.shape[0], len(loops), length).sum(axis=2)   # (M, n_loops)
             frames.append(pd.DataFrame({
                 "model": name, "L": length, "loop": np.arange(len(loops)),

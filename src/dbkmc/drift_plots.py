@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 _PLAIN = FuncFormatter(lambda v, _: f"{v:g}")
 _PLAIN_2_5 = FuncFormatter(lambda v, _: f"{v:g}" if v > 0 and round(v / 10 ** np.floor(np.log10(v))) in (2, 5) else "")
 _FLOOR = 1e-12  # log axes: values below this (exact zeros) are drawn at the floor
+_DASHES = ["--", ":", "-.", (0, (6, 2, 1, 2))]  # model RMSE lines stay apart where two coincide
 _STYLES = {"M_NC": "-", "M_SAS": "--", "M_HAS": "-.", "M_KOL": "-"}  # M_SAS dashed: visible where it equals M_NC
 
 
@@ -56,7 +57,8 @@ def far_field_figure(table: pd.DataFrame, model_rmse: Mapping[str, float], model
         names = [n for n in model_rmse if (n == "KRA") == (q == "E_KRA")]
         for i, name in enumerate(names):
             color = f"C{i}"
-            ax.axhline(1000 * model_rmse[name], color=color, ls="--", lw=1, label=f"{name} test RMSE")
+            ax.axhline(1000 * model_rmse[name], color=color, ls=_DASHES[i % len(_DASHES)], lw=1.2,
+                       label=f"{name} test RMSE")
             if model_r_cut is not None:
                 ax.plot([model_r_cut], [1000 * model_rmse[name]], "D", color=color)
         ax.set(xlabel="r_cut (Å)", ylabel=f"std / RMSE of {q} (meV)", yscale="log", title=f"Far-field noise floor: {q}")
