@@ -56,6 +56,8 @@ from dbkmc.training import LoadedModel
 class Featurizer:
     """Fingerprints of event rows for several models, computed once per distinct AEV setting.
 
+    It holds the fingerprints of one list of events at a time (the last one it was given).
+
     ``kol_b_from``: for event rows whose state B is the state A of another row
     (the hops of a closed loop), ``KOL_B`` is taken from that row's ``KOL_A``
     (``KOL_B[i] = KOL_A[kol_b_from[i]]``, the same state) instead of being
@@ -201,7 +203,7 @@ def chain_barriers(models: Mapping[str, LoadedModel], kra: LoadedModel, lattice:
     energies = None
     for name, model in models.items():
         if model.kind == "M_KOL":
-            kol = featurize(model, state_events(lattice, space, species))["KOL_A"]
+            kol = Featurizer()(model, state_events(lattice, space, species))["KOL_A"]  # keeps the jumps' cache
             energies = model.ensemble.state_energy(kol).members.to("cpu", torch.float64).numpy().mean(axis=0)
             d_forward = energies[space.jumps[:, 1]] - energies[space.jumps[:, 0]]
             d_backward = -d_forward
