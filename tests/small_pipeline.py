@@ -1,7 +1,8 @@
 """One small pipeline run shared by the cluster, rerun, provenance and report tests.
 
-The config makes a two-event NEB dataset (``cuni``, one shard) and trains tiny
-ensembles on a 120-event slice of the reference dataset (``reference``, imported).
+The config makes a two-event NEB dataset (``cuni``, one shard), trains tiny
+ensembles on a 60-event slice of the reference dataset (``reference``, imported)
+and runs a short Cu-Ni aging kMC with them.
 The session fixture ``small_runs`` starts, at the same time,
 
 - the local run of the whole DAG, from a copy of the workflow (so a test may edit

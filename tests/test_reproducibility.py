@@ -1,8 +1,9 @@
 """Partial reruns, provenance of every dataset and model, and the Snakemake report.
 
 All on the small local run of tests/small_pipeline.py (two NEB events, tiny
-ensembles on a 120-event reference slice). The rerun checks are dry runs on the
-finished run: they show what Snakemake would redo, without redoing it.
+ensembles on a 60-event reference slice, a short Cu-Ni aging kMC run with them).
+The rerun checks are dry runs on the finished run: they show what Snakemake would
+redo, and why, without redoing it.
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ import html
 import json
 import os
 import re
-import subprocess
 from importlib.metadata import version
 from pathlib import Path
 
-import pytest
 import torch
 
+from dbkmc.config import resolve_potential_file
 from dbkmc.potentials import sha256_file
 from dbkmc.training import load_model
 from small_pipeline import commit_of
@@ -86,7 +86,6 @@ def _check_code(code: dict) -> None:
 def _check_potential(potential: dict) -> None:
     table = potential["files"]["table"]
     assert table["name"] == "CuNi.eam.alloy"
-    from dbkmc.config import resolve_potential_file
     assert table["sha256"] == sha256_file(resolve_potential_file("CuNi.eam.alloy"))
 
 
