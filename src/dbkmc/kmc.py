@@ -14,10 +14,12 @@ One step, for every trajectory at once:
    weight is exactly 1, so the sum ``W = sum_i w_i`` lies in [1, V z] at any
    temperature (nothing overflows or underflows between 100 and 3000 K, or
    anywhere else). The total rate is ``R = nu W exp(-E_min / k_B T)``.
-2. Event i is chosen from the cumulative weights with a uniform ``u1``; the clock
-   advances by ``dt = -ln(1 - u2) / R``, formed as
+2. Event i is chosen from the cumulative weights with a uniform ``u1`` (with one
+   vacancy the weights are normalised first, ``softmax(-E / k_B T)``, which is the same
+   shift by ``E_min``); the clock advances by ``dt = -ln(1 - u2) / R``, formed as
    ``exp(E_min / k_B T - ln(nu W)) * (-ln(1 - u2))`` so it is finite for any barrier
-   below ~6 eV at 100 K.
+   below ~6 eV at 100 K. The clock terms ``E_min`` and ``W`` of a block of steps are
+   computed together at the end of the block.
 3. The jumping atom and the vacancy swap sites.
 4. Barriers are recomputed only where they changed: with one vacancy, its z paths;
    with several, those vacancies with a swapped site within the model's ``reach``.
@@ -116,12 +118,19 @@ def uniforms(keys: Tensor, start: int, count: int) -> Tensor:
 # bit-identical trajectories (tests/test_kmc.py).
 
 
+def _clock_terms(e: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
+    """Per step the weight sum ``W = sum_i exp(-(E_i - E_min)/kT)`` and ``E_min``, from barriers ``[T, n, z]``."""
+    e = e.to(torch.float64)
+    e_min = e.amin(2)
+    return torch.exp((e_min.unsqueeze(2) - e) * beta.unsqueeze(2)).sum(2), e_min
+
+
 def _mlp(x: Tensor, w1: Tensor, b1: Tensor, ws: list[Tensor], bs: list[Tensor], hidden: int, z: int) -> Tensor:
     """Barriers ``[B, z]`` from stencil digits ``[B, L]`` (first layer over all paths at once)."""
-    h = torch.relu(torch.addmm(b1, x, w1)).view(-1, hidden)
+    h = torch._addmm_activation(b1, x, w1).view(-1, hidden)  # relu(b + x @ w) in one call
     n_layers = len(ws)
     for i in range(n_layers - 1):
-        h = torch.relu(torch.addmm(bs[i], h, ws[i]))
+        h = torch._addmm_activation(bs[i], h, ws[i])
     return torch.addmm(bs[n_layers - 1], h, ws[n_layers - 1]).view(-1, z)
 
 
@@ -144,20 +153,17 @@ def _advance_local_mlp(digits: Tensor, vac: Tensor, e: Tensor, u_event: Tensor, 
     Returns the number of cache hits.
     """
     t_count = vac.shape[0]
-    w_list: list[Tensor] = []
     e_list: list[Tensor] = []
     cols = u_event.t().unsqueeze(2).unbind(0)
     m = keys.shape[1]
     rows = torch.arange(t_count, device=vac.device)
+    nbeta = -beta
     hits = 0
     for j in range(n):
-        emin = e.amin(1, keepdim=True)
-        w = torch.exp((emin - e) * beta)
-        cum = w.cumsum(1)
-        total = cum[:, z - 1 : z]
-        path = torch.searchsorted(cum, cols[j] * total, right=True)  # < z: u <= 1 - 2**-52 (see uniforms)
-        w_list.append(total)
-        e_list.append(emin)
+        # softmax subtracts the largest -E/kT, i.e. the smallest barrier, before exponentiating
+        cum = torch.softmax(e * nbeta, 1).cumsum(1)
+        path = torch.searchsorted(cum, cols[j] * cum[:, z - 1 : z], right=True)  # < z (see uniforms)
+        e_list.append(e)
         target = nbr[torch.add(path, vac, alpha=z)]
         digits.scatter_(1, vac, digits.gather(1, target))
         digits.scatter_(1, target, 0.0)
@@ -180,7 +186,8 @@ def _advance_local_mlp(digits: Tensor, vac: Tensor, e: Tensor, u_event: Tensor, 
                 keys.index_put_((miss, slot), key.index_select(0, miss))
                 vals.index_put_((miss, slot), fresh)
                 ptr.index_copy_(0, miss, torch.remainder(slot + 1, m))
-    return vac, e, torch.cat(w_list, 1), torch.cat(e_list, 1).to(torch.float64), hits
+    w_sum, e_min = _clock_terms(torch.stack(e_list, 1), beta)
+    return vac, e, w_sum, e_min, hits
 
 
 _SCRIPTED: dict[str, Any] = {}
@@ -400,16 +407,13 @@ class KMC:
         nbr = self._nbr_flat
         vac = self.vacancies  # [T, 1]
         e = self.barriers.view(self.T, z)
-        w_list, e_list = [], []
+        e_list = []
         cols = u_event.t().unsqueeze(2).unbind(0)
+        nbeta = -beta
         for j in range(n):
-            emin = e.amin(1, keepdim=True)
-            w = torch.exp((emin - e) * beta)
-            cum = w.cumsum(1)
-            total = cum[:, z - 1 : z]
-            path = torch.searchsorted(cum, cols[j] * total, right=True)  # < z (see uniforms)
-            w_list.append(total)
-            e_list.append(emin)
+            cum = torch.softmax(e * nbeta, 1).cumsum(1)  # shifted by the smallest barrier
+            path = torch.searchsorted(cum, cols[j] * cum[:, z - 1 : z], right=True)  # < z (see uniforms)
+            e_list.append(e)
             target = nbr[torch.add(path, vac, alpha=z)]  # [T, 1]: site of the jumping atom
             digits.scatter_(1, vac, digits.gather(1, target))
             digits.scatter_(1, target, 0)
@@ -417,7 +421,7 @@ class KMC:
             e = self._compute(vac).view(self.T, z)
         self.vacancies = vac.contiguous()
         self.barriers = e.view(self.T, 1, z)
-        return torch.cat(w_list, 1), torch.cat(e_list, 1).to(torch.float64)
+        return _clock_terms(torch.stack(e_list, 1), beta)
 
     def _advance_many(self, n: int, u_event: Tensor) -> tuple[Tensor, Tensor]:
         """Several vacancies per trajectory: masked paths, local barrier updates."""
@@ -550,12 +554,14 @@ def load_checkpoint(path: str | Path, fingerprint: str) -> dict[str, Any] | None
 
 
 def simulate(engine: KMC, schedule: Schedule, hooks: RunHooks, checkpoint: str | Path | None = None,
-             fingerprint: str = "", progress: bool = True, stop_after: int | None = None) -> list[dict]:
+             fingerprint: str = "", progress: bool = True, stop_after: int | None = None,
+             progress_file: Any = None) -> list[dict]:
     """Run to ``schedule.n_jumps``, resuming from ``checkpoint`` when it belongs to this run.
 
     Returns the recorded rows (from the hooks). ``stop_after`` (for tests and time
     limits) stops after the first checkpoint at or beyond that many jumps, as a
-    killed job would.
+    killed job would. The progress bar goes to ``progress_file`` (a job's log; updated
+    every 30 s there) or to stderr.
     """
     from tqdm import tqdm
 
@@ -570,8 +576,9 @@ def simulate(engine: KMC, schedule: Schedule, hooks: RunHooks, checkpoint: str |
             rows.extend(hooks.record(engine))
         if 0 in snaps and hooks.snapshot is not None:
             hooks.snapshot(engine)
-    bar = tqdm(total=schedule.n_jumps, initial=engine.step, unit="jump", disable=not progress,
-               desc=f"kMC x{engine.T}", mininterval=2.0)
+    bar = tqdm(total=schedule.n_jumps, initial=engine.step, unit=" jumps/trajectory", disable=not progress,
+               desc=f"kMC, {engine.T} trajectories", file=progress_file,
+               mininterval=2.0 if progress_file is None else 30.0)
     try:
         for stop in schedule.stops():
             if stop <= engine.step:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -56,3 +56,12 @@ def read_dump_frames(path: str | Path, lattice: Lattice) -> Iterator[tuple[int, 
         digits[sites] = table[:, 1]
         yield jumps, digits
         i += 9 + n_atoms
+
+
+def load_final(path: str | Path) -> dict[str, Any]:
+    """The final configurations of a kMC run (``final.npz``), with its Lattice and species list."""
+    with np.load(path, allow_pickle=False) as f:
+        data = {k: f[k] for k in f.files}
+    data["lattice"] = Lattice(str(data["lattice_kind"]), int(data["lattice_n"]), float(data["lattice_a"]))
+    data["species"] = [str(s) for s in data["species"]]
+    return data

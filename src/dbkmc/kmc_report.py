@@ -20,16 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import analysis  # noqa: E402
-from .kmc_io import read_dump_frames  # noqa: E402
-from .lattice import Lattice  # noqa: E402
-
-
-def load_final(path: str | Path) -> dict[str, Any]:
-    with np.load(path, allow_pickle=False) as f:
-        data = {k: f[k] for k in f.files}
-    data["lattice"] = Lattice(str(data["lattice_kind"]), int(data["lattice_n"]), float(data["lattice_a"]))
-    data["species"] = [str(s) for s in data["species"]]
-    return data
+from .kmc_io import load_final, read_dump_frames  # noqa: E402
 
 
 def order_summary(timeseries: pd.DataFrame, pair: Sequence[str], average_fraction: float) -> tuple[pd.DataFrame, dict]:

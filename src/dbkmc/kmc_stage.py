@@ -22,8 +22,7 @@ import torch
 from . import analysis
 from .composition import exact_counts
 from .kmc import KMC, RunHooks, Schedule, log_spaced_steps, resolve_device, run_fingerprint, simulate
-from .kmc_io import write_dump_frame
-from .kmc_report import load_final  # noqa: F401  (re-exported for the randomness rule)
+from .kmc_io import load_final, write_dump_frame
 from .lattice import Lattice
 from .rates import RateModel, build_rate_model
 
@@ -149,7 +148,7 @@ def observables(engine: KMC, table: pd.DataFrame, lattice: Lattice, species: Seq
 
 
 def kmc_step(name: str, run: Mapping[str, Any], device: str, progress: bool, out: Mapping[str, str | Path],
-             work_dir: str | Path, stop_after: int | None = None) -> None:
+             work_dir: str | Path, stop_after: int | None = None, progress_file: Any = None) -> None:
     """Rule kmc: run ``kmc.runs.<name>``.
 
     ``out`` names the outputs: ``timeseries`` (parquet), ``final`` (npz), ``snapshots``
@@ -181,7 +180,7 @@ def kmc_step(name: str, run: Mapping[str, Any], device: str, progress: bool, out
     checkpoint = work / "checkpoint.pt"
     t0 = time.perf_counter()
     rows = simulate(engine, sched, hooks, checkpoint=checkpoint if sched.checkpoint_every else None,
-                    fingerprint=fingerprint, progress=progress, stop_after=stop_after)
+                    fingerprint=fingerprint, progress=progress, stop_after=stop_after, progress_file=progress_file)
     wall = time.perf_counter() - t0
 
     snap_out = Path(out["snapshots"])
