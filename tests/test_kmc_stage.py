@@ -109,10 +109,25 @@ def test_analyses_and_figures_from_the_outputs(tmp_path, uninterrupted, run_cfg)
     randomness_rule_step("small", run_cfg, "cpu", uninterrupted / "final.npz", tmp_path / "r.parquet",
                          tmp_path / "r.csv", tmp_path / "r.json")
     per_site = pd.read_parquet(tmp_path / "r.parquet")
-    assert per_site.groupby("temperature").size().tolist() == [1023 - 8] * 2  # vacancy and its neighbours left out
+    # vacancy and its neighbours left out; the starting configuration at both temperatures too
+    assert per_site.groupby(["configuration", "temperature"]).size().tolist() == [1023 - 8] * 4
     assert per_site["R"].between(0, 1).all()
-    per_t = pd.read_csv(tmp_path / "r.csv").set_index("temperature")
-    assert per_t.loc[500.0, "mean_R"] < per_t.loc[2500.0, "mean_R"]  # hotter: jumps more random
+    per_t = pd.read_csv(tmp_path / "r.csv").set_index(["configuration", "temperature"])
+    assert per_t.loc[("final", 500.0), "mean_R"] < per_t.loc[("final", 2500.0), "mean_R"]  # hotter: more random
+    summary = json.loads((tmp_path / "r.json").read_text())
+    assert {"peak_temperature_K", "initial_peak_temperature_K"} <= set(summary)
+    # R of the starting configuration computed here equals a direct evaluation at one site
+    from dbkmc import analysis
+    from dbkmc.kmc_stage import build_structure, insert_vacancies, site_barriers
+    from dbkmc.rates import build_rate_model
+
+    lat, digits, species = build_structure(run_cfg["structure"], run_cfg["seed"])
+    start = insert_vacancies(digits, 1, run_cfg["seed"])
+    model = build_rate_model(run_cfg["rate_model"], lat, species)
+    e, usable = site_barriers(model, start)
+    site = int(np.flatnonzero(usable)[17])
+    row = per_site[(per_site.configuration == "initial") & (per_site.temperature == 500.0) & (per_site.site == site)]
+    assert row["R"].item() == pytest.approx(analysis.jump_randomness(e[site], 500.0))
     randomness_figures_step(tmp_path / "r.parquet", tmp_path / "r.csv", tmp_path / "r.json", [500], "small",
                             tmp_path / "f4b.png", tmp_path / "f4c.png")
     b2_report_step(uninterrupted / "snapshots", uninterrupted / "final.npz", {"a": "Mo", "b": "Ta", "fraction": 0.75},

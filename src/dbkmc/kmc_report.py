@@ -136,6 +136,7 @@ def fig3b_delta_vs_jumps(timeseries: pd.DataFrame, pair_column: str, title: str,
 def fig4b_randomness_distributions(per_site: pd.DataFrame, temperatures: Sequence[float], title: str,
                                    out: str | Path) -> list[float]:
     """Histograms of R over sites at the run temperatures nearest to ``temperatures``; returns those used."""
+    per_site = per_site[per_site["configuration"] == "final"] if "configuration" in per_site else per_site
     available = np.array(sorted(per_site["temperature"].unique()))
     used = sorted({float(available[np.argmin(np.abs(available - t))]) for t in temperatures})
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
@@ -150,8 +151,15 @@ def fig4b_randomness_distributions(per_site: pd.DataFrame, temperatures: Sequenc
 
 
 def fig4c_var_r(per_t: pd.DataFrame, summary: Mapping[str, Any], title: str, out: str | Path) -> None:
+    """Var(R) against T on the aged configurations (and, dashed, on the starting configuration)."""
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    ax.plot(per_t["temperature"], per_t["var_R"], "o-", ms=3)
+    if "configuration" not in per_t:
+        per_t = per_t.assign(configuration="final")
+    final = per_t[per_t["configuration"] == "final"]
+    ax.plot(final["temperature"], final["var_R"], "o-", ms=3, label="aged (end of each run)")
+    start = per_t[per_t["configuration"] == "initial"]
+    if len(start):
+        ax.plot(start["temperature"], start["var_R"], "s--", ms=3, color="0.5", label="starting configuration")
     ax.axvline(summary["peak_temperature_K"], color="k", ls=":", lw=1,
                label=f"peak {summary['peak_temperature_K']:g} K")
     ax.set(xlabel="T (K)", ylabel="Var(R) over sites", title=title)

@@ -252,42 +252,57 @@ def site_barriers(model: RateModel, digits: np.ndarray, chunk: int = 4096) -> tu
     return e, usable.numpy()
 
 
-def randomness_step(final: Mapping[str, Any], model: RateModel) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def randomness_step(final: Mapping[str, Any], model: RateModel,
+                    initial: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Jump randomness R of every usable site of every trajectory's final configuration, at its T.
 
-    Returns the per-site table, the per-temperature table (mean R, Var(R)) and the
-    peak of Var(R) against T.
+    With ``initial`` (the run's starting digits) R is also computed on that
+    configuration at every run temperature (``configuration`` = ``initial``), which
+    separates what the temperature does to R from what the aging does. Returns the
+    per-site table, the per-temperature table (mean R, Var(R), per configuration) and
+    the peaks of Var(R) against T.
     """
-    rows = []
     species = final["species"]
-    for t in range(len(final["trajectory"])):
-        digits = final["digits"][t].astype(np.int64)
-        e, usable = site_barriers(model, digits)
+    jobs = [("final", t, final["digits"][t].astype(np.int64)) for t in range(len(final["trajectory"]))]
+    if initial is not None:
+        jobs += [("initial", t, np.asarray(initial, dtype=np.int64)) for t in range(len(final["trajectory"]))]
+    cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+    rows = []
+    for config, t, digits in jobs:
+        key = (config, t if config == "final" else -1)
+        if key not in cache:
+            cache[key] = site_barriers(model, digits)
+        e, usable = cache[key]
         temp = float(final["temperature"][t])
         sites = np.flatnonzero(usable)
-        r = analysis.jump_randomness(e[sites], temp)
         rows.append(pd.DataFrame({
-            "trajectory": int(final["trajectory"][t]), "temperature": temp, "replica": int(final["replica"][t]),
-            "site": sites, "species": np.asarray(species, dtype=object)[digits[sites] - 1], "R": r,
+            "configuration": config, "trajectory": int(final["trajectory"][t]), "temperature": temp,
+            "replica": int(final["replica"][t]), "site": sites,
+            "species": np.asarray(species, dtype=object)[digits[sites] - 1],
+            "R": analysis.jump_randomness(e[sites], temp),
             "barrier_min_eV": e[sites].min(1), "barrier_mean_eV": e[sites].mean(1)}))
     per_site = pd.concat(rows, ignore_index=True)
-    per_t = per_site.groupby("temperature")["R"].agg(mean_R="mean", var_R=lambda x: float(np.var(x, ddof=1)),
-                                                     n_sites="size").reset_index()
-    peak = per_t.loc[per_t["var_R"].idxmax()]
-    summary = {"peak_temperature_K": float(peak["temperature"]), "peak_var_R": float(peak["var_R"]),
-               "temperatures_K": per_t["temperature"].tolist()}
+    per_t = per_site.groupby(["configuration", "temperature"])["R"].agg(
+        mean_R="mean", var_R=lambda x: float(np.var(x, ddof=1)), n_sites="size").reset_index()
+    summary = {}
+    for config, g in per_t.groupby("configuration"):
+        peak = g.loc[g["var_R"].idxmax()]
+        prefix = "" if config == "final" else "initial_"
+        summary.update({f"{prefix}peak_temperature_K": float(peak["temperature"]),
+                        f"{prefix}peak_var_R": float(peak["var_R"])})
+    summary["temperatures_K"] = sorted(per_t["temperature"].unique().tolist())
     return per_site, per_t, summary
-
-
 
 
 def randomness_rule_step(name: str, run: Mapping[str, Any], device: str, final_path: str | Path,
                          per_site_out: str | Path, per_t_out: str | Path, summary_out: str | Path) -> None:
-    """Rule kmc_randomness: R of every site of every final configuration, Var(R) against T."""
+    """Rule kmc_randomness: R of every site of every final (and the initial) configuration, Var(R) against T."""
     final = load_final(final_path)
     model = build_rate_model(run["rate_model"], final["lattice"], final["species"], resolve_device(device),
                              key=f"kmc.runs.{name}.rate_model")
-    per_site, per_t, summary = randomness_step(final, model)
+    lattice, digits, _ = build_structure(run["structure"], run["seed"], key=f"kmc.runs.{name}.structure")
+    initial = insert_vacancies(digits, int(run["n_vacancies"]), run["seed"])
+    per_site, per_t, summary = randomness_step(final, model, initial=initial)
     per_site.to_parquet(per_site_out, index=False)
     per_t.to_csv(per_t_out, index=False)
     summary.update({"run": name, "jumps_per_trajectory": int(final["jumps"])})
