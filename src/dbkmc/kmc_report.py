@@ -169,14 +169,19 @@ def fig4c_var_r(per_t: pd.DataFrame, summary: Mapping[str, Any], title: str, out
 
 def fig5_b2_clusters(clusters: pd.DataFrame, per_snap: pd.DataFrame, title: str, out: str | Path) -> None:
     """B2 clusters against jumps: size distribution (box per snapshot), largest and persistent clusters."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8))
+    counts = axes[0].twinx()
     for traj, g in per_snap.groupby("trajectory"):
         t = g["temperature"].iloc[0]
-        axes[0].plot(g["jumps"], g["largest"], "o-", ms=3, label=f"largest, {t:g} K")
-        axes[0].plot(g["jumps"], g["mean_size"], "s--", ms=3, label=f"mean, {t:g} K")
-        axes[0].plot(g["jumps"], g["persistent"], "^:", ms=3, label=f"persistent clusters, {t:g} K")
-    axes[0].set(xscale="log", xlabel="jumps", ylabel="B2 units per cluster / count", title=title)
-    axes[0].legend(fontsize=6)
+        axes[0].plot(g["jumps"], g["largest"], "o-", ms=3, label=f"largest cluster, {t:g} K")
+        axes[0].plot(g["jumps"], g["mean_size"], "s--", ms=3, label=f"mean cluster, {t:g} K")
+        counts.plot(g["jumps"], g["units"], "v-.", ms=3, color="0.4", label=f"B2 units, {t:g} K")
+        counts.plot(g["jumps"], g["persistent"], "^:", ms=3, color="C2", label=f"persistent clusters, {t:g} K")
+    axes[0].set(xscale="log", xlabel="jumps", ylabel="cluster size (B2 units)", title=title)
+    counts.set_ylabel("count")
+    lines = axes[0].get_legend_handles_labels()
+    more = counts.get_legend_handles_labels()
+    axes[0].legend(lines[0] + more[0], lines[1] + more[1], fontsize=6, loc="upper left")
     if len(clusters):
         last_traj = clusters["trajectory"].iloc[0]
         c = clusters[clusters["trajectory"] == last_traj]
