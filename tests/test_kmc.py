@@ -330,3 +330,41 @@ def test_nnk_exact_barrier_cache(nnk_1024, tmp_path):
     simulate(resumed, sched, hooks, checkpoint=ck, fingerprint="c", progress=False)
     assert torch.equal(resumed.digits, ref.digits) and torch.equal(resumed.time, ref.time)
     assert resumed.cache_hits == ref.cache_hits
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_our_trained_nnk_checkpoints_drive_the_engine(tmp_path, arch):
+    """An fcc network saved by the NNK training code: folded local path equals the encoder path."""
+    from dbkmc import nnk
+    from dbkmc.nnk_training import NNKBarrierModel, NNKTrainConfig, build_network, save_nnk
+    from dbkmc.rates import build_rate_model
+
+    lat = Lattice("fcc", 4, 3.6)
+    cutoff = 5.2
+    grid = nnk.NNKEncoder(lat, cutoff=cutoff).grid
+    cfg = NNKTrainConfig(arch=arch, mlp_hidden=(32, 16), cnn_channels=(4, 4), cnn_dense=8)
+    torch.manual_seed(0)
+    net = build_network(arch, grid, cfg)
+    with torch.no_grad():  # non-trivial batch-norm statistics, so the folding is exercised
+        for mod in net.modules():
+            if isinstance(mod, (torch.nn.BatchNorm1d, torch.nn.BatchNorm3d)):
+                mod.running_mean.uniform_(-0.5, 0.5)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.2, 0.2)
+    model = NNKBarrierModel(net, target_mean=0.9, target_std=0.2).eval()
+    path = tmp_path / "model.pt"
+    save_nnk(model, path, arch=arch, grid=grid, cutoff=cutoff, kind="fcc", species=["Cu", "Ni"], config=cfg)
+    rm = build_rate_model({"kind": "nnk_trained", "checkpoint": str(path)}, lat, ["Cu", "Ni"])
+    rng = np.random.default_rng(1)
+    d = rng.integers(1, 3, lat.n_sites)
+    d[7] = 0
+    ref = rm.barriers(torch.as_tensor(d)[None], torch.tensor([[7]]))  # encoder + network as trained
+    assert ref.shape == (1, 1, 12)
+    eng = KMC(rm, d, [900.0], seed=2)
+    assert torch.allclose(eng.barriers.double(), ref.double(), atol=1e-5, rtol=0)
+    assert ("local MLP" in eng.path) == (arch == "mlp")
+    eng.run(50)
+    assert torch.allclose(eng.barriers.double(), rm.barriers(eng.digits, eng.vacancies).double(), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="species"):
+        build_rate_model({"kind": "nnk_trained", "checkpoint": str(path)}, lat, ["Ni", "Cu"])

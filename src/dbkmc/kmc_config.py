@@ -50,6 +50,8 @@ def _run_issues(key: tuple[Any, ...], run: Mapping[str, Any]) -> Iterator[Issue]
             yield (*rk, "weights"), f"no file {rm['weights']}"
         if rm["species"] is not None and list(rm["species"]) != species:
             yield (*rk, "species"), f"the network's species {list(rm['species'])} are not the structure's {species}"
+    if rm["kind"] == "nnk_trained" and not rm["checkpoint"]:
+        yield (*rk, "checkpoint"), "nnk_trained needs the network's checkpoint file"
     if rm["kind"] == "detailed_balance":
         for need in ("kol", "kra"):
             if not rm[need]:

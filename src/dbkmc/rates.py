@@ -74,6 +74,7 @@ class RateModel(Protocol):
 
 RATE_MODELS: dict[str, str] = {
     "nnk_published": "dbkmc.rates:build_nnk_published",
+    "nnk_trained": "dbkmc.rates:build_nnk_trained",
     "detailed_balance": "dbkmc.rates_db:build_detailed_balance",
 }
 """``kmc.rate_model.kind`` -> ``"module:function"`` of its builder."""
@@ -168,8 +169,15 @@ class NNKRateModel:
         raise NotImplementedError("NNK models predict barriers only; they define no state energy")
 
 
+def _unwrap(network: torch.nn.Module) -> tuple[torch.nn.Module, float, float]:
+    """``(mlp, scale, shift)``: our trained NNK models wrap the network as ``net(x) * std + mean``."""
+    if hasattr(network, "target_std") and hasattr(network, "target_mean") and hasattr(network, "net"):
+        return network.net, float(network.target_std), float(network.target_mean)
+    return network, 1.0, 0.0
+
+
 def _is_dense_mlp(network: torch.nn.Module) -> bool:
-    net = getattr(network, "net", None)
+    net = getattr(_unwrap(network)[0], "net", None)
     if not isinstance(net, torch.nn.Sequential) or len(net) < 4 or (len(net) - 1) % 3:
         return False
     kinds = [torch.nn.Linear, torch.nn.BatchNorm1d, torch.nn.ReLU]
@@ -198,7 +206,8 @@ class _FoldedLocalMLP:
 
     @classmethod
     def from_network(cls, network: torch.nn.Module, encoder: Any, dtype: torch.dtype) -> _FoldedLocalMLP:
-        net = network.net
+        mlp, scale, shift = _unwrap(network)
+        net = mlp.net
         blocks = [(net[i], net[i + 1]) for i in range(0, len(net) - 1, 3)]
         device = encoder.device
         valid = np.asarray(encoder.voxel_valid)
@@ -215,7 +224,8 @@ class _FoldedLocalMLP:
             if any(r is None for r in rows) or len(set(rows)) != len(rows):
                 raise AssertionError(f"NNK path {k}: aligned ball is not the stencil")
             w1[torch.as_tensor(rows), k, :] = w_in[torch.as_tensor(vox)]
-        layers = [cls._fold(lin, bn) for lin, bn in blocks[1:]] + [cls._fold(net[-1], None)]
+        w_out, b_out = cls._fold(net[-1], None)
+        layers = [cls._fold(lin, bn) for lin, bn in blocks[1:]] + [(w_out * scale, b_out * scale + shift)]
         to = dict(dtype=dtype, device=device)
         return cls(stencil, w1.reshape(len(stencil), z * hidden).to(**to), b_in.repeat(z).to(**to),
                    [(w.to(**to).contiguous(), b.to(**to)) for w, b in layers], z)
@@ -250,3 +260,27 @@ def build_nnk_published(spec: Mapping[str, Any], lattice: Lattice, species: tupl
     network = nnk.PublishedNNK(nnk.load_published_weights(weights)).to(device)
     dtype = {"float32": torch.float32, "float64": torch.float64}[spec.get("dtype", "float32")]
     return NNKRateModel(network, encoder, lattice, model_species, reach=cutoff, dtype=dtype)
+
+
+def build_nnk_trained(spec: Mapping[str, Any], lattice: Lattice, species: tuple[str, ...],
+                      device: torch.device) -> NNKRateModel:
+    """One of our own NNK networks (rule ``train_nnk``; ``checkpoint``: its ``.pt`` file).
+
+    The checkpoint records the lattice kind, the species in digit order, the cutoff and
+    the voxel grid it was trained with; the structure must match them.
+    """
+    from . import nnk
+    from .nnk_training import load_nnk
+
+    path = Path(spec["checkpoint"] or "")
+    if not path.is_file():
+        raise FileNotFoundError(f"kmc.rate_model.checkpoint: no file {path}")
+    network, meta = load_nnk(path, device=str(device))
+    if meta["lattice"] != lattice.kind:
+        raise ValueError(f"kmc.rate_model.checkpoint: trained on {meta['lattice']}, the structure is {lattice.kind}")
+    if tuple(meta["species"]) != tuple(species):
+        raise ValueError(f"kmc.rate_model.species: the network's species {list(meta['species'])} "
+                         f"do not match the structure's {list(species)}")
+    encoder = nnk.NNKEncoder(lattice, cutoff=float(meta["cutoff"]), grid=int(meta["grid"]), device=device)
+    dtype = {"float32": torch.float32, "float64": torch.float64}[spec.get("dtype", "float32")]
+    return NNKRateModel(network, encoder, lattice, meta["species"], reach=float(meta["cutoff"]), dtype=dtype)

@@ -18,6 +18,8 @@ def kmc_run_inputs(wc):
     spec = run["rate_model"]
     if spec.get("weights"):
         files["weights"] = spec["weights"]
+    if spec.get("checkpoint"):  # nnk_trained: may be an output of rule train_nnk
+        files["checkpoint"] = spec["checkpoint"]
     for key in ("kol", "kra"):  # detailed-balance ensembles: checkpoint folders of the model stage
         if spec.get(key):
             folder = spec[key].rstrip("/")
