@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ import pytest
 import torch
 
 from dbkmc.config import ConfigError, validate_config
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 SHARED = Path("/work/shared/nnk_nbmota")
 pytestmark = pytest.mark.skipif(not (SHARED / "weights.npy").is_file(), reason="shared NNK data not present")
@@ -39,9 +42,16 @@ def config_with(run: dict) -> dict:
     }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def run_cfg():
-    torch.set_num_threads(1)
     return validate_config(config_with(copy.deepcopy(RUN)))["kmc"]["runs"]["small"]
 
 
@@ -151,3 +161,17 @@ def test_a_wrong_kmc_value_names_its_key(change, key):
     change(run)
     with pytest.raises(ConfigError, match=f"config error at {key.replace('.', '[.]')}"):
         validate_config(config_with(run))
+
+
+def test_paper_config_plans_the_study(tmp_path):
+    """config/paper_nbmota.yaml validates and plans both runs with their analyses (dry run)."""
+    from snakemake_helpers import REPO, planned_jobs, snakemake
+
+    (tmp_path / "data").symlink_to(REPO / "data")  # the config's placeholder dataset is a relative source
+    targets = [f"results/paper_nbmota/figures/kmc/{f}" for f in (
+        "nbmota_sweep_fig3a_delta_vs_T.png", "nbmota_sweep_fig4b_R_distributions.png",
+        "nbmota_b2_fig5_b2_clusters.png")]
+    result = snakemake(tmp_path, REPO / "config" / "paper_nbmota.yaml", *targets, "-n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = planned_jobs(result.stdout + result.stderr)
+    assert jobs == {"kmc": 2, "kmc_order": 1, "kmc_randomness": 1, "kmc_randomness_figures": 1, "kmc_b2": 1}, jobs
