@@ -368,3 +368,19 @@ def test_our_trained_nnk_checkpoints_drive_the_engine(tmp_path, arch):
     assert torch.allclose(eng.barriers.double(), rm.barriers(eng.digits, eng.vacancies).double(), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="species"):
         build_rate_model({"kind": "nnk_trained", "checkpoint": str(path)}, lat, ["Ni", "Cu"])
+
+
+def test_time_series_rows_carry_energy_where_the_model_defines_it():
+    from dbkmc.kmc_stage import observables, trajectories
+
+    lat = Lattice("bcc", 3, 3.2)
+    model = pair_model(lat, n_species=2, seed=1)
+    d = np.random.default_rng(0).integers(1, 3, lat.n_sites)
+    d[3] = 0
+    eng = KMC(model, d, [700.0, 1400.0], seed=1)
+    eng.run(40)
+    rows = observables(eng, trajectories([700.0, 1400.0], 1), lat, ["X0", "X1"], model)
+    energy = model.energy(eng.digits).numpy()
+    assert [r["energy_eV"] for r in rows] == pytest.approx(energy.tolist())
+    assert [r["jumps"] for r in rows] == [40, 40] and rows[1]["time_s"] == eng.time[1].item()
+    assert {"delta_X0X1", "alpha_X0X1"} <= set(rows[0])
