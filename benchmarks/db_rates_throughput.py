@@ -37,8 +37,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
-import re
 import shlex
 import sys
 import time
@@ -47,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from results_md import torch_machine_description, update_results_md
 
 from dbkmc.fingerprints import AEVParams, featurize_events
 from dbkmc.lattice import Lattice
@@ -165,21 +164,6 @@ def time_kmc(model: DetailedBalanceRateModel, batches: Sequence[int], jumps: int
     return rows
 
 
-def machine_description(device: str) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)"
-    if torch.device(device).type == "cuda":
-        text += f", GPU {torch.cuda.get_device_name(torch.device(device))}"
-    return text
-
-
 def _load_average() -> str:
     try:
         return f"{os.getloadavg()[0]:.2f}"
@@ -192,7 +176,7 @@ def markdown_section(date: str, command: str, device: str, model_text: str, latt
                      z: int, windows: str, sizes: list[dict]) -> str:
     lines = [
         f"## Detailed-balance rate model: barrier cost per jump, {date}", "",
-        f"- Machine: {machine_description(device)}; device `{device}`",
+        f"- Machine: {torch_machine_description(device)}; device `{device}`",
         f"- Command: `{command}`",
         f"- Model: E_b = E_KRA + (E_B - E_A)/2, M_KOL + KRA, {model_text}",
         f"- Lattice: Cu-Ni fcc {lattice.n}x{lattice.n}x{lattice.n} ({lattice.n_sites} sites), one vacancy per "
@@ -225,16 +209,6 @@ def markdown_section(date: str, command: str, device: str, model_text: str, latt
                   for r in kmc]
         lines.append("")
     return "\n".join(lines)
-
-
-def update_results_md(path: Path, date: str, section: str) -> None:
-    """Insert the section between dated markers; replace an existing one of the same date."""
-    begin, end = f"<!-- db_rates_throughput {date} -->", f"<!-- /db_rates_throughput {date} -->"
-    block = f"{begin}\n{section}{end}\n"
-    text = path.read_text() if path.is_file() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
-    path.write_text(text)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -277,9 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.results_md is not None:
         date = dt.date.today().isoformat()
         command = "python " + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
-        update_results_md(args.results_md, date, markdown_section(date, command, args.device, model_text, lattice,
-                                                                  tables, general, kmc, load, model.z, windows,
-                                                                  sizes))
+        update_results_md(args.results_md, "db_rates_throughput", date,
+                          markdown_section(date, command, args.device, model_text, lattice, tables, general, kmc,
+                                           load, model.z, windows, sizes))
         print(f"wrote a section to {args.results_md}")
     return 0
 

@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
-import re
 import shlex
 import sys
 import time
@@ -36,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from results_md import torch_machine_description, update_results_md
 
 from dbkmc.fingerprints import AEVParams
 from dbkmc.models import MODEL_KINDS
@@ -101,27 +100,12 @@ def time_training(data: EventData, kind: str, config: TrainConfig, epochs: int, 
     return Timing(out[True], out[False])
 
 
-def machine_description(device: str) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)"
-    if torch.device(device).type == "cuda":
-        text += f", GPU {torch.cuda.get_device_name(torch.device(device))}"
-    return text
-
-
 def markdown_section(date: str, command: str, device: str, data_text: str, kind: str, config: TrainConfig,
                      epochs: int, timing: Timing, load: str) -> str:
     n_train = "75% of the events, both directions"
     return "\n".join([
         f"## Ensemble training, batched vs one after another, {date}", "",
-        f"- Machine: {machine_description(device)}; device `{device}`",
+        f"- Machine: {torch_machine_description(device)}; device `{device}`",
         f"- Command: `{command}`",
         f"- Data: {data_text}; training set {n_train}",
         f"- Model: {kind}, {config.n_members} members, hidden {list(config.hidden)}, dropout {config.dropout}, "
@@ -132,17 +116,6 @@ def markdown_section(date: str, command: str, device: str, data_text: str, kind:
         f"| one member after another | {timing.sequential_s:.2f} | {timing.sequential_s / epochs:.3f} |", "",
         f"Speed-up of the batched pass: **{timing.speedup:.2f}x**", "",
     ])
-
-
-def update_results_md(path: Path, date: str, section: str) -> None:
-    """Insert the section between dated markers; replace an existing one of the same date."""
-    begin, end = f"<!-- ensemble_training {date} -->", f"<!-- /ensemble_training {date} -->"
-    block = f"{begin}\n{section}{end}\n"
-    text = path.read_text() if path.is_file() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 def _load_average() -> str:
@@ -181,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.results_md is not None:
         date = dt.date.today().isoformat()
         command = "python " + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
-        update_results_md(args.results_md, date,
+        update_results_md(args.results_md, "ensemble_training", date,
                           markdown_section(date, command, args.device, data_text, args.kind, config,
                                            args.epochs, timing, load))
         print(f"wrote a section to {args.results_md}")

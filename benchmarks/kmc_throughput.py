@@ -33,7 +33,6 @@ import argparse
 import datetime
 import os
 import platform
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from results_md import update_results_md
 
 from dbkmc.kmc import KMC
 from dbkmc.kmc_stage import build_structure
@@ -156,16 +156,6 @@ def run(args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_results_md(path: Path, date: str, section: str) -> None:
-    """Insert the section between dated markers; replace an existing one of the same date."""
-    begin, end = f"<!-- kmc_throughput {date} -->", f"<!-- /kmc_throughput {date} -->"
-    block = f"{begin}\n{section}{end}\n"
-    text = path.read_text() if path.is_file() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
-    path.write_text(text)
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -189,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section = run(args)
     print(section)
     if args.results_md is not None:
-        update_results_md(args.results_md, datetime.date.today().isoformat(), section)
+        update_results_md(args.results_md, "kmc_throughput", datetime.date.today().isoformat(), section)
     return 0
 
 

