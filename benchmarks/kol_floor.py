@@ -29,12 +29,11 @@ Run with dbkmc importable::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from results_md import update_results_md
+from results_md import write_dated_section
 
 from dbkmc.dataset import EventSettings, run_event
 from dbkmc.engine import EnginePool
@@ -154,10 +153,7 @@ def main(argv=None) -> int:
     text = "\n".join(lines)
     print(text)
     if args.results_md:
-        date = dt.date.today().isoformat()
-        section = (f"## dE error floor of the reference dataset, {date}\n\n"
-                   f"- Command: `python benchmarks/kol_floor.py --results-md {args.results_md}`\n\n{text}\n")
-        update_results_md(args.results_md, "kol_floor", date, section)
+        write_dated_section(args.results_md, "kol_floor", "dE error floor of the reference dataset", text)
     return 0
 
 

@@ -35,13 +35,12 @@ Run with dbkmc importable::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from kol_floor import REFERENCE, cuni_potential, ridge_rmse
-from results_md import update_results_md
+from results_md import write_dated_section
 
 from dbkmc.composition import vegard_lattice_parameter
 from dbkmc.engine import LammpsCell
@@ -131,10 +130,7 @@ def main(argv=None) -> int:
     text = "\n".join(lines)
     print(text)
     if args.results_md:
-        date = dt.date.today().isoformat()
-        section = (f"## What M_KOL cannot hold: the jump species, {date}\n\n"
-                   f"- Command: `python benchmarks/kol_jump_species.py --results-md {args.results_md}`\n\n{text}\n")
-        update_results_md(args.results_md, "kol_jump_species", date, section)
+        write_dated_section(args.results_md, "kol_jump_species", "What M_KOL cannot hold: the jump species", text)
     return 0
 
 

@@ -5,6 +5,7 @@ The scripts are run as ``python benchmarks/X.py``, so this module is imported as
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 import re
@@ -24,6 +25,14 @@ def update_results_md(path: Path, name: str, date: str, section: str) -> None:
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def write_dated_section(path: Path, name: str, title: str, text: str) -> None:
+    """Today's section ``## title, date`` with the command line of ``benchmarks/<name>.py`` above ``text``."""
+    date = datetime.date.today().isoformat()
+    section = (f"## {title}, {date}\n\n"
+               f"- Command: `python benchmarks/{name}.py --results-md {path}`\n\n{text}\n")
+    update_results_md(path, name, date, section)
 
 
 def cpu_model() -> str:
