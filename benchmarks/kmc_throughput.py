@@ -47,7 +47,7 @@ from dbkmc.kmc_stage import build_structure
 from dbkmc.lammps_dump import read_dump, to_lattice
 from dbkmc.rates import build_rate_model
 
-SHARED = Path("/work/shared/nnk_nbmota")
+SHARED = Path(__file__).resolve().parents[1] / "data" / "nnk_nbmota"
 SPECIES = ["Nb", "Mo", "Ta"]
 PAPER_T = [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1200, 1400, 1600, 1800, 2000, 2200, 2400, 2600, 2800,
            3000]

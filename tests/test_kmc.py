@@ -18,7 +18,7 @@ from dbkmc.lattice import NN_VECTORS, Lattice
 sys.path.insert(0, str(Path(__file__).parent))
 from kmc_models import PairBondModel, pair_model  # noqa: E402
 
-SHARED = Path("/work/shared/nnk_nbmota")
+from conftest import NNK_NBMOTA as SHARED  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -28,7 +28,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-needs_nnk_data = pytest.mark.skipif(not (SHARED / "weights.npy").is_file(), reason="shared NNK data not present")
 
 
 class FixedBarriers:
@@ -265,7 +264,6 @@ def nnk_1024():
     return st, build_rate_model(spec, st.lattice, ["Nb", "Mo", "Ta"])
 
 
-@needs_nnk_data
 def test_nnk_local_path_matches_the_published_encoder(nnk_1024):
     st, model = nnk_1024
     from dbkmc.stencil import Stencil
@@ -281,7 +279,6 @@ def test_nnk_local_path_matches_the_published_encoder(nnk_1024):
     assert 1.0 < float(ref.min()) and float(ref.max()) < 3.0
 
 
-@needs_nnk_data
 def test_nnk_fused_loop_equals_the_python_loop(nnk_1024):
     st, model = nnk_1024
     d = st.types.copy()
@@ -299,7 +296,6 @@ def test_nnk_fused_loop_equals_the_python_loop(nnk_1024):
     assert torch.allclose(fused.barriers.double(), ref.double(), atol=2e-6, rtol=0)
 
 
-@needs_nnk_data
 def test_nnk_exact_barrier_cache(nnk_1024, tmp_path):
     st, model = nnk_1024
     d = st.types.copy()

@@ -16,8 +16,7 @@ from dbkmc.config import ConfigError, validate_config
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-SHARED = Path("/work/shared/nnk_nbmota")
-pytestmark = pytest.mark.skipif(not (SHARED / "weights.npy").is_file(), reason="shared NNK data not present")
+from conftest import NNK_NBMOTA as SHARED  # noqa: E402
 
 RUN = {
     "structure": {"dump": str(SHARED / "nbmota_1024.dump"), "species": ["Nb", "Mo", "Ta"]},

@@ -24,12 +24,11 @@ from dbkmc.nnk import (
 )
 from dbkmc.sampling import VACANCY
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "nnk_nbmota"
+from conftest import NNK_NBMOTA as SHARED  # noqa: E402
 WEIGHTS = SHARED / "weights.npy"
 DUMP_1024 = SHARED / "nbmota_1024.dump"
 DUMP_16000 = SHARED / "nbmota_16000.dump"
 
-needs_shared = pytest.mark.skipif(not WEIGHTS.exists(), reason=f"published NNK data not found at {SHARED}")
 
 
 # ----------------------------------------------------------------- plain-numpy reference (README recipe)
@@ -76,7 +75,6 @@ def _readme_barriers(arrays, box, types, pos, vac):
     return out
 
 
-@needs_shared
 def test_cli_matches_the_readme_recipe(tmp_path):
     box, ids, types, pos = _readme_dump(DUMP_1024)
     rng = np.random.default_rng(5)
@@ -103,7 +101,6 @@ def test_cli_matches_the_readme_recipe(tmp_path):
         np.testing.assert_allclose(dvec, NN_VECTORS["bcc"][r.path] * 1.62, atol=1e-9)
 
 
-@needs_shared
 def test_every_site_of_the_1024_cell_has_barriers_in_range():
     structure = to_lattice(read_dump(DUMP_1024))
     lat = structure.lattice
@@ -242,13 +239,11 @@ def test_weights_loader_reads_plain_arrays(tmp_path):
     assert np.array_equal(got[0], arr[0]) and got[0].dtype == np.float32 and np.array_equal(got[1], arr[1])
 
 
-@needs_shared
 def test_published_weights_layout():
     arrays = load_published_weights(WEIGHTS)
     assert len(arrays) == 26 and arrays[0].shape == (729, 128) and arrays[-2].shape == (128, 1)
 
 
-@needs_shared
 def test_dump_maps_onto_the_lattice_exactly(tmp_path):
     big = to_lattice(read_dump(DUMP_16000))
     assert (big.lattice.kind, big.lattice.n) == ("bcc", 20)
@@ -261,3 +256,15 @@ def test_dump_maps_onto_the_lattice_exactly(tmp_path):
     moved.write_text("\n".join(text) + "\n")
     with pytest.raises(ValueError, match=f"atom id {fields[0]} lies"):
         to_lattice(read_dump(moved))
+
+
+def test_committed_published_files_match_their_recorded_sha256():
+    """data/nnk_nbmota/README.md records one sha256 per file; the committed bytes must match it."""
+    import hashlib
+    import re
+
+    recorded = dict(re.findall(r"\| `([^`]+)` \|[^\n]*\| `([0-9a-f]{64})` \|", (SHARED / "README.md").read_text()))
+    assert set(recorded) == {"weights.npy", "nbmota_1024.dump", "nbmota_16000.dump",
+                             "LICENSE.UCICaoLab-NKK", "LICENSE.BXING2-NNKV2"}
+    for name, digest in recorded.items():
+        assert hashlib.sha256((SHARED / name).read_bytes()).hexdigest() == digest, name

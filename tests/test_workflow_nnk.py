@@ -10,7 +10,7 @@ from dbkmc.nnk_training import load_nnk, predict
 from dbkmc.nnk_data import event_images
 from snakemake_helpers import REPO, snakemake, write_config
 
-WEIGHTS = REPO.parent / "shared" / "nnk_nbmota" / "weights.npy"
+WEIGHTS = REPO / "data" / "nnk_nbmota" / "weights.npy"
 DATA = REPO / "data" / "nnk_results"
 CUNI = {"pair_style": "eam/alloy", "pair_coeff": "* * {table} {elements}",
         "files": {"table": "CuNi.eam.alloy"}, "elements": ["Cu", "Ni"]}
@@ -34,8 +34,6 @@ TINY = {
                           "supercell": 4}},
 }
 
-pytestmark = pytest.mark.skipif(not (WEIGHTS.exists() and (DATA / "cuni_paths").exists()),
-                                reason="published NNK weights or committed NNK datasets missing")
 
 
 @pytest.fixture(scope="module")
