@@ -270,44 +270,77 @@ def dry_run_jobs(text: str) -> dict[str, list[dict[str, str]]]:
     return jobs
 
 
-def test_slurm_profile_dry_run_lists_every_rule_with_its_resources(tmp_path):
-    """``snakemake --profile profiles/slurm -n`` on the demo configs: every rule has a job in
-    at least one of them, and every job shows runtime, mem_mb and cpus_per_task."""
+def slurm_dry_run(tmp_path: Path, device: str | None = None) -> dict[str, list[dict[str, str]]]:
+    """rule -> its jobs' resources, from ``snakemake --profile profiles/slurm -n`` on the demo
+    configs; ``device`` overrides models/nnk/kmc.device."""
     procs = {}
     for cfg in (REPO / "config" / name for name in DEMO_CONFIGS):
-        work = tmp_path / cfg.stem
+        work = tmp_path / f"{cfg.stem}_{device or 'as_configured'}"
         work.mkdir()
         for entry in REPO.iterdir():  # relative paths in a config (data/...) resolve as from the repository
             if entry.name not in ("results", ".snakemake", ".git", ".venv"):
                 (work / entry.name).symlink_to(entry)
+        configs = ["--configfile", str(cfg)]
+        if device is not None:
+            override = work / "device.yaml"
+            override.write_text(yaml.safe_dump({s: {"device": device} for s in ("models", "nnk", "kmc")}))
+            configs.append(str(override))
         procs[cfg.name] = subprocess.Popen(
             [str(SNAKEMAKE), "--profile", str(REPO / "profiles" / "slurm"), "-s", str(REPO / "Snakefile"),
-             "--directory", str(work), "--configfile", str(cfg), "-n", "--forceall"],
+             "--directory", str(work), *configs, "-n", "--forceall"],
             cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     jobs: dict[str, list[dict[str, str]]] = {}
     for name, proc in procs.items():
         out, _ = proc.communicate(timeout=180)
-        assert proc.returncode == 0, f"dry run of config/{name} failed:\n{out[-3000:]}"
+        assert proc.returncode == 0, f"dry run of config/{name} (device {device}) failed:\n{out[-3000:]}"
         for rule, res in dry_run_jobs(out).items():
             jobs.setdefault(rule, []).extend(res)
+    return jobs
+
+
+def test_slurm_profile_dry_run_lists_every_rule_with_its_resources(tmp_path):
+    """``snakemake --profile profiles/slurm -n`` on the demo configs: every rule has a job in
+    at least one of them, and every job shows runtime, mem_mb and cpus_per_task."""
+    jobs = slurm_dry_run(tmp_path)
     # the rule parser above sees exactly the rules Snakemake runs
     assert set(jobs) == {r.name for r in RULES}, set(jobs) ^ {r.name for r in RULES}
-    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
-    gpu_rules = {r for r, res in profile.get("set-resources", {}).items() if res.get("gpu")}
     for rule in CODE_RULES:
         assert jobs.get(rule.name), f"rule {rule.name} has no job in the dry runs of {DEMO_CONFIGS}"
         for res in jobs[rule.name]:
             assert set(RESOURCES) <= set(res), (rule.name, res)
             assert int(res["runtime"]) > 0 and int(res["mem_mb"]) > 0 and int(res["cpus_per_task"]) >= 1
-            if rule.name in gpu_rules:
-                assert int(res.get("gpu", 0)) >= 1, (rule.name, res)
 
 
-def test_rules_that_can_use_a_gpu_ask_slurm_for_one():
-    """A rule that declares a ``gpu`` resource is listed with a GPU in the SLURM profile."""
-    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
-    requested = {r for r, res in profile.get("set-resources", {}).items() if res.get("gpu") or res.get("gres")}
+# Rules whose torch code runs on the configured device, and those among them where a GPU pays
+# (``device: auto`` asks SLURM for one); the short ones run on a CPU node under ``auto``.
+DEVICE_RULES = {"sas_sweep", "train", "evaluate", "learning_curve", "loop_drift", "markov_check", "train_nnk",
+                "kmc", "kmc_randomness"}
+GPU_RULES = DEVICE_RULES - {"evaluate", "markov_check"}
+
+
+def test_rules_that_take_a_device_declare_a_gpu_resource():
+    """Every rule whose params or script take a device declares ``gpu`` (through gpu_resources)."""
     declares = {r.name for r in CODE_RULES if "gpu" in r.resource_names()}
-    assert declares, "no rule declares a gpu resource"
-    assert declares <= requested, f"not asked for on SLURM: {declares - requested}"
-    assert requested <= {r.name for r in RULES}, f"profile names unknown rules: {requested - {r.name for r in RULES}}"
+    assert declares == DEVICE_RULES, declares ^ DEVICE_RULES
+    for rule in CODE_RULES:
+        if "gpu" in rule.resource_names():
+            assert "gpu_resources(" in rule.value("resources"), f"rule {rule.name}: gpu not from gpu_resources"
+
+
+@pytest.mark.parametrize("device, expected", [("auto", GPU_RULES), ("cuda", DEVICE_RULES),
+                                              ("cuda:1", DEVICE_RULES), ("cpu", set())])
+def test_slurm_gpu_request_follows_the_device(tmp_path, device, expected):
+    """``device: auto`` asks SLURM for a GPU for the rules where one pays and for none elsewhere;
+    ``cuda`` for every rule that runs torch on it (it fails without one); ``cpu`` never."""
+    jobs = slurm_dry_run(tmp_path, device)
+    assert DEVICE_RULES <= set(jobs), DEVICE_RULES - set(jobs)
+    for rule, resources in jobs.items():
+        for res in resources:
+            assert int(res.get("gpu", 0)) == (rule in expected), (device, rule, res)
+
+
+def test_slurm_profile_does_not_override_the_gpu_request():
+    """The rules ask for GPUs themselves; a ``gpu`` under set-resources would override ``device: cpu``."""
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    forced = {r for r, res in (profile.get("set-resources") or {}).items() if "gpu" in res or "gres" in res}
+    assert not forced, f"profiles/slurm sets gpu for {forced}"

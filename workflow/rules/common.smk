@@ -51,3 +51,21 @@ DATASET_FILES = ("events.parquet", "rejects.parquet", "qc_summary.json", "struct
 
 def dataset_targets():
     return [f"{dataset_dir(d)}/{f}" for d in config["datasets"] for f in DATASET_FILES]
+
+
+def gpu_resources(device, pays=True):
+    """SLURM ``gpu`` resource of a rule whose torch code runs on ``device``.
+
+    ``device`` is a ``models``/``nnk``/``kmc.device`` value. ``cuda`` or ``cuda:N``: one GPU,
+    the script fails without it. ``auto`` (use a GPU when the node has one): one GPU for the
+    rules where a GPU pays (``pays=True``: training, kMC, loop drift); the short ones that
+    merely accept a device (evaluation, the Markov check) ask for none and run on a CPU
+    node. ``cpu``: none; on a cluster without GPUs, set the device to ``cpu``.
+    """
+    if device.startswith("cuda"):
+        return 1
+    if device == "auto":
+        return 1 if pays else 0
+    if device == "cpu":
+        return 0
+    raise ValueError(f"device: {device!r} is none of auto, cpu, cuda, cuda:N")

@@ -1,6 +1,8 @@
 # kMC stage: residence-time kMC runs (dbkmc.kmc) and their analyses (dbkmc.analysis).
 # One run = config kmc.runs.<name>: every (temperature, replica) trajectory in one batch.
 
+from dbkmc.kmc_config import ENSEMBLE_MODELS, is_run_model_dir
+
 KMC_CFG = config["kmc"]
 KMC_RUNS = KMC_CFG["runs"]
 
@@ -20,12 +22,9 @@ def kmc_run_inputs(wc):
         files["weights"] = spec["weights"]
     if spec.get("checkpoint"):  # nnk_trained: may be an output of rule train_nnk
         files["checkpoint"] = spec["checkpoint"]
-    for key in ("kol", "kra"):  # detailed-balance ensembles: checkpoint folders of the model stage
-        if spec.get(key):
-            folder = spec[key].rstrip("/")
-            model = Path(folder).name
-            if folder == f"{OUT}/models/{model}":
-                files[key] = [f"{folder}/member_{k}.pt" for k in range(MODELS_CFG["n_members"])]
+    for key, model in ENSEMBLE_MODELS.items():  # detailed balance: this run's model-stage ensembles
+        if spec.get(key) and is_run_model_dir(spec[key], RUN, model):  # (ensembles of other runs: no rule)
+            files[key] = [f"{OUT}/models/{model}/member_{k}.pt" for k in range(MODELS_CFG["n_members"])]
     return files
 
 
@@ -79,7 +78,7 @@ rule kmc:
         runtime=lambda wc: KMC_RUNS[wc.kmc_run]["runtime"],
         mem_mb=lambda wc: KMC_RUNS[wc.kmc_run]["mem_mb"],
         cpus_per_task=lambda wc: KMC_RUNS[wc.kmc_run]["threads"],
-        gpu=1 if KMC_CFG["device"].startswith("cuda") else 0,
+        gpu=gpu_resources(KMC_CFG["device"]),
     conda:
         "../../envs/torch.yaml"
     script:
@@ -134,7 +133,7 @@ rule kmc_randomness:
         runtime=30,
         mem_mb=4000,
         cpus_per_task=1,
-        gpu=1 if KMC_CFG["device"].startswith("cuda") else 0,
+        gpu=gpu_resources(KMC_CFG["device"]),
     conda:
         "../../envs/torch.yaml"
     script:

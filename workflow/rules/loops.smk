@@ -41,7 +41,7 @@ rule loop_drift:
         runtime=120,
         mem_mb=8000,
         cpus_per_task=2,
-        gpu=1 if MODELS_CFG["device"].startswith("cuda") else 0,
+        gpu=gpu_resources(MODELS_CFG["device"]),
     conda:
         "../../envs/torch.yaml"
     script:
@@ -72,6 +72,7 @@ rule markov_check:
         runtime=30,
         mem_mb=4000,
         cpus_per_task=1,
+        gpu=gpu_resources(MODELS_CFG["device"], pays=False),
     conda:
         "../../envs/torch.yaml"
     script:

@@ -84,7 +84,7 @@ rule sas_sweep:
         runtime=120,
         mem_mb=4000,
         cpus_per_task=2,
-        gpu=1 if MODELS_CFG["device"].startswith("cuda") else 0,
+        gpu=gpu_resources(MODELS_CFG["device"]),
     conda:
         "../../envs/torch.yaml"
     script:
@@ -111,7 +111,7 @@ rule train:
         runtime=60,
         mem_mb=4000,
         cpus_per_task=2,
-        gpu=1 if MODELS_CFG["device"].startswith("cuda") else 0,
+        gpu=gpu_resources(MODELS_CFG["device"]),
     conda:
         "../../envs/torch.yaml"
     script:
@@ -138,6 +138,7 @@ rule evaluate:
         runtime=15,
         mem_mb=4000,
         cpus_per_task=1,
+        gpu=gpu_resources(MODELS_CFG["device"], pays=False),
     conda:
         "../../envs/torch.yaml"
     script:
@@ -164,7 +165,7 @@ rule learning_curve:
         runtime=180,
         mem_mb=4000,
         cpus_per_task=2,
-        gpu=1 if MODELS_CFG["device"].startswith("cuda") else 0,
+        gpu=gpu_resources(MODELS_CFG["device"]),
     conda:
         "../../envs/torch.yaml"
     script:

@@ -55,7 +55,7 @@ rule train_nnk:
         runtime=240,
         mem_mb=4000,
         cpus_per_task=2,
-        gpu=1 if NNK_CFG["device"].startswith("cuda") else 0,
+        gpu=gpu_resources(NNK_CFG["device"]),
     conda:
         "../../envs/torch.yaml"
     script:
