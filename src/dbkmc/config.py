@@ -20,6 +20,7 @@ from typing import Any
 
 import jsonschema
 import yaml
+from ase.data import chemical_symbols
 from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 
@@ -65,7 +66,12 @@ def resolve_potential_file(name: str) -> Path:
 def load_config(path: str | Path, schema_path: str | Path | None = None) -> dict[str, Any]:
     """Read a YAML config file and return it validated, with defaults filled."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise ConfigError(f"config error: cannot read {path}: {reason}") from err
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"config error in {path}: invalid YAML: {err}") from err
     return validate_config({} if data is None else data, schema_path)
@@ -75,11 +81,14 @@ def validate_config(config: Mapping[str, Any], schema_path: str | Path | None = 
     """A deep copy of ``config`` with defaults filled; raise ConfigError if it is invalid."""
     if not isinstance(config, Mapping):
         _raise([((), f"expected a mapping, got {type(config).__name__}")])
+    _raise(list(_cycle_issues(config, (), ())))
     cfg = copy.deepcopy(dict(config))
     _raise(list(_non_string_keys(cfg, ())))
     validator = _validator(Path(schema_path) if schema_path else SCHEMA_PATH)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path])
-    _raise([issue for err in errors for issue in _schema_issues(err)])
+    non_finite = list(_non_finite_issues(cfg, ()))
+    bad_paths = {p for p, _ in non_finite}  # their range errors would only repeat the point
+    _raise([*non_finite, *(i for err in errors for i in _schema_issues(err) if i[0] not in bad_paths)])
     _raise(list(_semantic_issues(cfg)))
     return cfg
 
@@ -95,6 +104,30 @@ def _raise(issues: Iterable[Issue]) -> None:
     unique = list(dict.fromkeys(issues))
     if unique:
         raise ConfigError("\n".join(f"config error at {_dotted(p)}: {reason}" for p, reason in unique))
+
+
+def _cycle_issues(node: Any, path: KeyPath, open_ids: tuple[int, ...]) -> Iterator[Issue]:
+    """A mapping or list that contains itself (a YAML alias inside its own anchor, ``a: &x [*x]``)."""
+    if not isinstance(node, Mapping | list):
+        return
+    if id(node) in open_ids:
+        yield path, "refers to itself (a YAML alias used inside its own anchor); write the value out"
+        return
+    items = node.items() if isinstance(node, Mapping) else enumerate(node)
+    for key, value in items:
+        yield from _cycle_issues(value, (*path, key), (*open_ids, id(node)))
+
+
+def _non_finite_issues(node: Any, path: KeyPath) -> Iterator[Issue]:
+    """Every number in a config must be finite: ``.inf`` and ``.nan`` are refused wherever they are."""
+    if isinstance(node, float) and not math.isfinite(node):
+        yield path, f"must be a finite number, got {node}"
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _non_finite_issues(value, (*path, key))
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _non_finite_issues(item, (*path, i))
 
 
 def _non_string_keys(node: Any, path: KeyPath) -> Iterator[Issue]:
@@ -125,7 +158,18 @@ def _with_defaults(cls: type[Validator]) -> type[Validator]:
                     instance[key] = copy.deepcopy(subschema["default"])
         yield from validate_properties(validator, props, instance, schema)
 
-    return jsonschema.validators.extend(cls, {"properties": properties})
+    # "integer" is a Python int: JSON Schema would take 2.0, which range() and friends refuse later.
+    types = cls.TYPE_CHECKER.redefine("integer", lambda _, x: isinstance(x, int) and not isinstance(x, bool))
+    return jsonschema.validators.extend(cls, {"properties": properties}, type_checker=types)
+
+
+CHEMICAL_SYMBOLS = frozenset(chemical_symbols[1:])  # without ase's placeholder "X"
+FORMATS = jsonschema.FormatChecker(formats=())
+
+
+@FORMATS.checks("chemical-symbol")
+def _is_chemical_symbol(value: object) -> bool:
+    return not isinstance(value, str) or value in CHEMICAL_SYMBOLS
 
 
 @cache
@@ -133,7 +177,7 @@ def _validator(schema_path: Path) -> Validator:
     schema = yaml.safe_load(schema_path.read_text())
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
-    return _with_defaults(cls)(schema)
+    return _with_defaults(cls)(schema, format_checker=FORMATS)
 
 
 def _schema_issues(err: ValidationError) -> list[Issue]:
@@ -150,7 +194,16 @@ def _schema_issues(err: ValidationError) -> list[Issue]:
         return [((*path, k), "required key is missing") for k in missing]
     if err.validator == "minProperties":
         return [(path, f"needs at least {err.validator_value} key(s)")]
+    if err.validator == "format" and err.validator_value == "chemical-symbol":
+        return [(path, f"{err.instance!r} is not a chemical element symbol")]
+    if (err.validator == "type" and "integer" in _as_list(err.validator_value)
+            and isinstance(err.instance, float) and err.instance.is_integer()):
+        return [(path, f"expected an integer, got {err.instance!r} (write {int(err.instance)})")]
     return [(path, err.message)]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _key_name_issue(path: KeyPath, err: ValidationError) -> Issue:
@@ -264,18 +317,81 @@ def _nnk_issues(nnk: Mapping[str, Any], datasets: Mapping[str, Any]) -> Iterator
 
 def _potential_issues(name: str, potential: Mapping[str, Any]) -> Iterator[Issue]:
     base = ("potentials", name)
+    found = {}
     for key, file_name in potential["files"].items():
-        yield from _file_issues((*base, "files", key), file_name)
+        issues = list(_file_issues((*base, "files", key), file_name))
+        yield from issues
+        if not issues:
+            found[key] = resolve_potential_file(file_name)
     defined = {*potential["files"], "elements"}
     for field in ("pair_style", "pair_coeff"):
         yield from _template_issues((*base, field), potential[field], defined)
+    yield from _file_element_issues(base, potential, found)
+
+
+# LAMMPS splits a command at whitespace, takes quotes as quoting, '#' as a comment and '$' as a variable.
+LAMMPS_UNSAFE = frozenset(" \t\n\r\v\f\"'#$")
 
 
 def _file_issues(path: KeyPath, file_name: str) -> Iterator[Issue]:
-    if resolve_potential_file(file_name).is_file():
+    resolved = resolve_potential_file(file_name)
+    unsafe = sorted({c for c in str(resolved) if c in LAMMPS_UNSAFE})
+    if unsafe:
+        yield path, (f"path {str(resolved)!r} contains {', '.join(map(repr, unsafe))}, which a LAMMPS command "
+                     "cannot take; rename or move the file")
+        return
+    if resolved.is_file():
         return
     where = [Path(file_name).parent] if "/" in file_name else potential_dirs()
     yield path, f"file {file_name!r} not found (looked in {', '.join(str(d.absolute()) for d in where)})"
+
+
+def file_elements(pair_style: str, path: Path) -> list[str] | None:
+    """The elements a potential file states, or None where its format is not known here.
+
+    setfl files (eam/alloy, eam/fs, eam/cd, eam/he) list them on line 4 ("N El1 ... ElN");
+    a SNAP coefficient file (snap, mliap) has "nelements ncoeff" on its first data line,
+    then per element one "El radius weight" line and ncoeff coefficients. A file that does
+    not look like its format gives None, and LAMMPS reports it.
+    """
+    style = pair_style.split()[0] if pair_style.split() else ""
+    try:
+        if style.split("/")[0] == "eam" and style.split("/")[1:2] in (["alloy"], ["fs"], ["cd"], ["he"]):
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                lines = [fh.readline() for _ in range(4)]
+            tokens = lines[3].split()
+            n = int(tokens[0])
+            return tokens[1 : 1 + n] if n >= 1 and len(tokens) >= 1 + n else None
+        if style.split("/")[0] in ("snap", "mliap"):
+            rows = []
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    if line.split("#")[0].strip():
+                        rows.append(line.split("#")[0].split())
+                    if len(rows) > 1 and len(rows) >= 1 + int(rows[0][0]) * (int(rows[0][1]) + 1):
+                        break
+            n, ncoeff = int(rows[0][0]), int(rows[0][1])
+            return [rows[1 + i * (ncoeff + 1)][0] for i in range(n)]
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _file_element_issues(base: KeyPath, potential: Mapping[str, Any], found: Mapping[str, Path]) -> Iterator[Issue]:
+    """The potential's elements must be among those its parameter file states (first file of pair_coeff)."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(potential["pair_coeff"]) if f in found]
+    except ValueError:
+        return
+    if not fields:
+        return
+    stated = file_elements(potential["pair_style"], found[fields[0]])
+    if stated is None:
+        return
+    missing = [e for e in potential["elements"] if e not in stated]
+    if missing:
+        yield (*base, "elements"), (f"{', '.join(missing)} not in {found[fields[0]].name} "
+                                    f"(the file's elements: {', '.join(stated)})")
 
 
 def _template_issues(path: KeyPath, template: str, defined: set[str]) -> Iterator[Issue]:
