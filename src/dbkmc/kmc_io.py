@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from . import lammps_dump
 from .lattice import Lattice
 
 
@@ -37,25 +38,18 @@ def write_dump_frame(fh: TextIO, lattice: Lattice, digits: np.ndarray, species: 
 
 
 def read_dump_frames(path: str | Path, lattice: Lattice) -> Iterator[tuple[int, np.ndarray]]:
-    """``(jumps, digits)`` of every frame of a snapshot file written by :func:`write_dump_frame`."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    i = 0
-    while i < len(lines):
-        if not lines[i].startswith("ITEM: TIMESTEP"):
-            raise ValueError(f"{path}: line {i + 1}: expected 'ITEM: TIMESTEP'")
-        jumps = int(lines[i + 1])
-        n_atoms = int(lines[i + 3])
-        header = lines[i + 8].split()[2:]
-        if header[:2] != ["id", "type"]:
-            raise ValueError(f"{path}: frame at jumps {jumps}: columns {header} are not 'id type ...'")
-        table = np.array([r.split()[:2] for r in lines[i + 9 : i + 9 + n_atoms]], dtype=np.int64).reshape(-1, 2)
-        digits = np.zeros(lattice.n_sites, dtype=np.int64)
-        sites = table[:, 0] - 1
+    """``(jumps, digits)`` of every frame of a snapshot file written by :func:`write_dump_frame`.
+
+    Parsed by :func:`dbkmc.lammps_dump.read_dump_frames` (errors name the line); an
+    atom id is its site index + 1.
+    """
+    for frame in lammps_dump.read_dump_frames(path):
+        sites = frame.ids - 1
         if np.any((sites < 0) | (sites >= lattice.n_sites)):
-            raise ValueError(f"{path}: frame at jumps {jumps}: ids outside 1..{lattice.n_sites}")
-        digits[sites] = table[:, 1]
-        yield jumps, digits
-        i += 9 + n_atoms
+            raise ValueError(f"{path}: frame at jumps {frame.timestep}: ids outside 1..{lattice.n_sites}")
+        digits = np.zeros(lattice.n_sites, dtype=np.int64)
+        digits[sites] = frame.types
+        yield frame.timestep, digits
 
 
 def load_final(path: str | Path) -> dict[str, Any]:

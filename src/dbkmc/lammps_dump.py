@@ -6,6 +6,7 @@ unwrapped ``xu yu zu``) or as scaled ``xs ys zs``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,45 +29,151 @@ class DumpFrame:
 
 def read_dump(path: str | Path) -> DumpFrame:
     """Read the first frame of a LAMMPS text dump (``dump atom`` or ``dump custom``)."""
+    return next(read_dump_frames(path))
+
+
+def read_dump_frames(path: str | Path) -> Iterator[DumpFrame]:
+    """Every frame of a LAMMPS text dump, in file order.
+
+    Each frame is ``ITEM:`` sections in LAMMPS' order: TIMESTEP, NUMBER OF ATOMS,
+    BOX BOUNDS and ATOMS (other items, such as UNITS or TIME, are skipped). A
+    malformed file raises a ValueError naming the line (1-based) and what is wrong;
+    a NaN or infinite coordinate names the atom id and its line.
+    """
     lines = Path(path).read_text(encoding="utf-8").splitlines()
+    i = 0
+    found = False
+    while i < len(lines):
+        if not lines[i].strip():
+            i += 1
+            continue
+        frame, i = _parse_frame(lines, i, str(path))
+        found = True
+        yield frame
+    if not found:
+        raise ValueError(f"{path}: no frame (the file is empty)")
 
-    def find(item: str, start: int = 0) -> int:
-        for i in range(start, len(lines)):
-            if lines[i].startswith("ITEM: " + item):
-                return i
-        raise ValueError(f"{path}: no 'ITEM: {item}' line")
 
-    timestep = int(lines[find("TIMESTEP") + 1].split()[0])
-    n_atoms = int(lines[find("NUMBER OF ATOMS") + 1].split()[0])
-    ib = find("BOX BOUNDS")
-    if any(t in lines[ib].split() for t in ("xy", "xz", "yz")):
-        raise ValueError(f"{path}: triclinic box; only orthogonal boxes are supported")
-    bounds = np.array([[float(v) for v in lines[ib + 1 + d].split()[:2]] for d in range(3)])
-    ia = find("ATOMS")
+def _parse_frame(lines: list[str], i: int, path: str) -> tuple[DumpFrame, int]:
+    """The frame whose first ITEM line is ``lines[i]``, and the index of the line after it."""
+
+    def fail(k: int, msg: str) -> ValueError:
+        return ValueError(f"{path}: line {k + 1}: {msg}")
+
+    def value_line(k: int, what: str) -> list[str]:
+        if k >= len(lines) or not lines[k].split() or lines[k].startswith("ITEM:"):
+            raise fail(min(k, len(lines) - 1), f"expected the {what} after line {k}")
+        return lines[k].split()
+
+    timestep = n_atoms = None
+    bounds = None
+    while True:
+        if i >= len(lines):
+            raise fail(len(lines) - 1, "the file ends before the frame's 'ITEM: ATOMS' section")
+        head = lines[i]
+        if not head.startswith("ITEM: "):
+            raise fail(i, f"expected an 'ITEM:' line, got {head[:60]!r}")
+        item = head[6:].strip()
+        if item.startswith("TIMESTEP"):
+            timestep = _int(value_line(i + 1, "timestep")[0], lambda m: fail(i + 1, f"timestep {m}"))
+            i += 2
+        elif item.startswith("NUMBER OF ATOMS"):
+            n_atoms = _int(value_line(i + 1, "number of atoms")[0], lambda m: fail(i + 1, f"number of atoms {m}"))
+            if n_atoms < 0:
+                raise fail(i + 1, f"number of atoms is negative ({n_atoms})")
+            i += 2
+        elif item.startswith("BOX BOUNDS"):
+            if any(t in item.split() for t in ("xy", "xz", "yz")):
+                raise fail(i, "triclinic box; only orthogonal boxes are supported")
+            bounds = np.empty((3, 2))
+            for d in range(3):
+                k = i + 1 + d
+                fields = value_line(k, f"{'xyz'[d]} bounds")
+                try:
+                    bounds[d] = [float(v) for v in fields[:2]]
+                except ValueError:
+                    raise fail(k, f"{'xyz'[d]} bounds: expected two numbers 'lo hi', got {lines[k]!r}") from None
+                if len(fields) < 2 or not np.all(np.isfinite(bounds[d])) or bounds[d, 1] <= bounds[d, 0]:
+                    raise fail(k, f"{'xyz'[d]} bounds: expected two finite numbers lo < hi, got {lines[k]!r}")
+            i += 4
+        elif item.startswith("ATOMS"):
+            break
+        else:  # UNITS, TIME, ...: one value line
+            i += 2
+    ia = i
+    for name, val in (("TIMESTEP", timestep), ("NUMBER OF ATOMS", n_atoms), ("BOX BOUNDS", bounds)):
+        if val is None:
+            raise fail(ia, f"'ITEM: ATOMS' before any 'ITEM: {name}' in this frame")
     columns = lines[ia].split()[2:]
-    rows = lines[ia + 1 : ia + 1 + n_atoms]
-    if len(rows) != n_atoms:
-        raise ValueError(f"{path}: NUMBER OF ATOMS is {n_atoms} but {len(rows)} atom lines follow")
-    table = np.array([r.split() for r in rows], dtype=float)
-    if table.shape[1] != len(columns):
-        raise ValueError(f"{path}: atom lines have {table.shape[1]} fields, header names {len(columns)}")
     col = {name: j for j, name in enumerate(columns)}
     for need in ("id", "type"):
         if need not in col:
-            raise ValueError(f"{path}: the ATOMS columns lack {need!r} (have {columns})")
+            raise fail(ia, f"the ATOMS columns lack {need!r} (have {columns})")
     lo, hi = bounds[:, 0], bounds[:, 1]
-    if all(c in col for c in ("x", "y", "z")):
-        pos = table[:, [col["x"], col["y"], col["z"]]]
-    elif all(c in col for c in ("xu", "yu", "zu")):
-        pos = table[:, [col["xu"], col["yu"], col["zu"]]]
-    elif all(c in col for c in ("xs", "ys", "zs")):
-        pos = lo + table[:, [col["xs"], col["ys"], col["zs"]]] * (hi - lo)
+    for names in (("x", "y", "z"), ("xu", "yu", "zu"), ("xs", "ys", "zs")):
+        if all(c in col for c in names):
+            break
     else:
-        raise ValueError(f"{path}: the ATOMS columns hold no positions (x y z, xu yu zu or xs ys zs): {columns}")
-    ids = table[:, col["id"]].astype(np.int64)
+        raise fail(ia, f"the ATOMS columns hold no positions (x y z, xu yu zu or xs ys zs): {columns}")
+    rows = lines[ia + 1 : ia + 1 + n_atoms]
+    use = [col["id"], col["type"], *(col[c] for c in names)]
+    table = _atom_table(rows, n_atoms, ia + 1, len(columns), use, fail)
+    ids_f, types_f, pos = table[:, 0], table[:, 1], table[:, 2:]
+    for what, v, j in (("id", ids_f, 0), ("type", types_f, 1)):
+        bad = np.flatnonzero(~np.isfinite(v) | (v != np.rint(v)))
+        if len(bad):
+            k = int(bad[0])
+            raise fail(ia + 1 + k, f"atom {what} {rows[k].split()[use[j]]!r} is not an integer")
+    ids = ids_f.astype(np.int64)
+    bad = np.flatnonzero(~np.isfinite(pos).all(axis=1))
+    if len(bad):
+        k = int(bad[0])
+        raise fail(ia + 1 + k, f"atom id {ids[k]} has a non-finite coordinate ({' '.join(names)} = "
+                               f"{' '.join(rows[k].split()[col[c]] for c in names)})")
+    if names[0] == "xs":
+        pos = lo + pos * (hi - lo)
     if len(np.unique(ids)) != len(ids):
-        raise ValueError(f"{path}: atom ids are not unique")
-    return DumpFrame(timestep, ids, table[:, col["type"]].astype(np.int64), pos, lo, hi)
+        first: dict[int, int] = {}
+        for k, a in enumerate(ids.tolist()):
+            if a in first:
+                raise fail(ia + 1 + k, f"atom id {a} appears again (first on line {ia + 2 + first[a]})")
+            first[a] = k
+    frame = DumpFrame(timestep, ids, types_f.astype(np.int64), pos, lo.copy(), hi.copy())
+    return frame, ia + 1 + n_atoms
+
+
+def _int(text: str, error) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise error(f"{text!r} is not an integer") from None
+
+
+def _atom_table(rows: list[str], n_atoms: int, first_line: int, n_columns: int, use: list[int],
+                fail) -> np.ndarray:
+    """The columns ``use`` of the atom lines as floats ``[N, len(use)]``; ``first_line`` is rows[0]'s index."""
+    n = len(rows)
+    if n == 0 and n_atoms == 0:
+        return np.zeros((0, len(use)))
+    if n == n_atoms and len("\n".join(rows).split()) == n * n_columns:
+        try:
+            return np.loadtxt(rows, dtype=np.float64, usecols=use, ndmin=2, comments=None)
+        except ValueError:
+            pass  # the line-by-line pass below names the line
+    # slow path: find the first bad line and say what is wrong with it
+    for k, r in enumerate(rows):
+        fields = r.split()
+        if r.startswith("ITEM:"):
+            raise fail(first_line + k, f"NUMBER OF ATOMS is {n_atoms}, but an ITEM line follows after "
+                                       f"{k} atom lines")
+        if len(fields) != n_columns:
+            raise fail(first_line + k, f"atom line has {len(fields)} fields, the ATOMS header names {n_columns}")
+        for j in use:
+            try:
+                float(fields[j])
+            except ValueError:
+                raise fail(first_line + k, f"field {j + 1} ({fields[j]!r}) is not a number") from None
+    raise fail(first_line + n - 1, f"the file ends after {n} atom lines; NUMBER OF ATOMS is {n_atoms}")
 
 
 @dataclass(frozen=True)
@@ -115,6 +222,10 @@ def to_lattice(frame: DumpFrame, kind: str | None = None, tol: float = 0.01) -> 
         if len(BASIS_HALF[kind]) * n**3 != len(frame.ids):
             raise ValueError(f"{len(frame.ids)} atoms is not a full n x n x n {kind} supercell")
     lattice = Lattice(kind, n, float(length[0]) / n)
+    finite = np.isfinite(frame.positions).all(axis=1)
+    if not finite.all():
+        j = int(np.flatnonzero(~finite)[0])
+        raise ValueError(f"atom id {frame.ids[j]} has a non-finite position {frame.positions[j].tolist()}")
     half = lattice.a / 2.0
     # The lattice may be translated in the box: measure from the first atom.
     rel = (frame.positions - frame.positions[0]) / half
