@@ -47,6 +47,14 @@ def test_stage1_outputs(stage1):
     frames = ase.io.read(ds / "structures.extxyz", index=":")
     assert {f.info["frame"] for f in frames} == {"A_ideal", "B_ideal", "A_relaxed", "B_relaxed", "saddle"}
     assert len(frames[0]) == 107
+    # the relaxed end states and the saddle carry their energies (eV), as ASE reads them
+    energy = {(f.info["event_id"], f.info["frame"]): f.info.get("energy_eV") for f in frames}
+    assert len(events) and len(energy) == len(frames)
+    for ev in events.itertuples():
+        assert energy[ev.event_id, "A_relaxed"] == pytest.approx(ev.E_A, abs=1e-9)
+        assert energy[ev.event_id, "B_relaxed"] == pytest.approx(ev.E_B, abs=1e-9)
+        assert energy[ev.event_id, "saddle"] == pytest.approx(ev.E_saddle, abs=1e-9)
+        assert energy[ev.event_id, "A_ideal"] is None and energy[ev.event_id, "B_ideal"] is None
     meta = json.loads((ds / "dataset.json").read_text())
     assert meta["potential"]["files"]["table"]["name"] == "CuNi.eam.alloy"
     assert len(meta["potential"]["files"]["table"]["sha256"]) == 64

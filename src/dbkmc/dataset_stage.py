@@ -73,8 +73,18 @@ def event_settings(neb_cfg: Mapping, qc_cfg: Mapping) -> EventSettings:
                          max_displacement=qc_cfg["max_displacement"])
 
 
+# The frames whose potential energy the dataset holds: frame -> events.parquet column (eV).
+FRAME_ENERGIES = {"A_relaxed": "E_A", "B_relaxed": "E_B", "saddle": "E_saddle"}
+
+
 def structures_to_atoms(event: Mapping, structures: Mapping[str, np.ndarray]) -> list[ase.Atoms]:
-    """Frames of one event as ASE atoms (extxyz), each tagged with event_id and frame name."""
+    """Frames of one event as ASE atoms (extxyz), each tagged with event_id and frame name.
+
+    ``event`` is the event's row (:func:`dbkmc.dataset.run_event`): the relaxed end states
+    and the saddle carry their potential energy as ``info["energy_eV"]`` (E_A, E_B,
+    E_saddle; not ``energy``, which ASE would move into a calculator). The ideal frames
+    were never evaluated and carry none.
+    """
     geo = event_geometry(event)
     symbols = [event["species"].split(",")[t - 1] for t in geo.types]
     frames = []
@@ -82,6 +92,9 @@ def structures_to_atoms(event: Mapping, structures: Mapping[str, np.ndarray]) ->
         if name in structures:
             atoms = ase.Atoms(symbols, positions=structures[name], cell=np.diag(geo.lattice.box), pbc=True)
             atoms.info.update(event_id=event["event_id"], frame=name)
+            energy = event.get(FRAME_ENERGIES.get(name, ""))
+            if energy is not None and np.isfinite(energy):
+                atoms.info["energy_eV"] = float(energy)
             frames.append(atoms)
     return frames
 
@@ -100,7 +113,7 @@ def neb_shard_step(events_path: str | Path, shard: int, n_shards: int, potential
             for i, event in enumerate(events):
                 row, structures = run_event(event, pool, settings)
                 rows.append(row)
-                frames.extend(structures_to_atoms(event, structures))
+                frames.extend(structures_to_atoms(row, structures))
                 log.info("[%d/%d] %s %s %s", i + 1, len(events), event["event_id"], row["status"], row["reject_reason"])
         finally:
             pool.close()
