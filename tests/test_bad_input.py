@@ -161,3 +161,139 @@ def test_snap_elements_checked(tmp_path: Path) -> None:
            "datasets": {"d": {"potential": "s", "lattice": "bcc", "compositions": {"Mo": {"Mo": 1.0}}}}}
     with raises_at("potentials.s.elements", "Ta not in x.snapcoeff (the file's elements: Mo, Nb)"):
         validate_config(cfg)
+
+
+# --- the dbkmc command line: one line on stderr, exit code 2 -----------------------
+
+from conftest import NNK_NBMOTA  # noqa: E402
+
+from dbkmc.cli import main as cli_main  # noqa: E402
+
+WEIGHTS = NNK_NBMOTA / "weights.npy"
+DUMP = NNK_NBMOTA / "nbmota_1024.dump"
+
+
+def cli_fails(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> str:
+    """Run the CLI: exit code 2, stderr a single line holding every needle, no traceback."""
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def edited_dump(tmp_path: Path, row: int, column: int, value: str) -> Path:
+    """The 1024-atom dump with one field of atom row ``row`` (0-based) replaced."""
+    lines = DUMP.read_text().splitlines()
+    fields = lines[9 + row].split()
+    fields[column] = value
+    lines[9 + row] = " ".join(fields)
+    path = tmp_path / "edited.dump"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def barriers_argv(tmp_path: Path, **over: str) -> list[str]:
+    opts = {"--weights": str(WEIGHTS), "--structure": str(DUMP), "--vacancy-ids": "1,2",
+            "--out": str(tmp_path / "b.csv"), **over}
+    return ["nnk", "barriers", *[x for kv in opts.items() for x in kv]]
+
+
+def test_cli_missing_config(capsys, tmp_path: Path) -> None:
+    cli_fails(capsys, ["check-config", str(tmp_path / "absent.yaml")], "dbkmc check-config:",
+              "No such file or directory", "absent.yaml")
+    cli_fails(capsys, ["lattice-constants", str(tmp_path / "absent.yaml"), "--dataset", "x"],
+              "dbkmc lattice-constants:", "absent.yaml")
+
+
+def test_cli_unreadable_config(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "folder.yaml"
+    path.mkdir()
+    cli_fails(capsys, ["check-config", str(path)], "folder.yaml")
+
+
+def test_cli_bad_config_value(capsys, tmp_path: Path, minimal: dict[str, Any]) -> None:
+    import yaml
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(edited(minimal, "neb.ftol", float("inf"))))
+    cli_fails(capsys, ["check-config", str(path)], "neb.ftol: must be a finite number, got inf")
+
+
+def test_cli_unknown_dataset(capsys, tmp_path: Path, minimal: dict[str, Any]) -> None:
+    import yaml
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(minimal))
+    cli_fails(capsys, ["lattice-constants", str(path), "--dataset", "nope"], "--dataset: unknown dataset 'nope'")
+
+
+@pytest.mark.parametrize("option", ["--weights", "--structure"])
+def test_cli_nnk_missing_file(capsys, tmp_path: Path, option: str) -> None:
+    cli_fails(capsys, barriers_argv(tmp_path, **{option: str(tmp_path / "absent")}),
+              "dbkmc nnk barriers:", "No such file or directory", "absent")
+
+
+def test_cli_nnk_weights_not_npy(capsys, tmp_path: Path) -> None:
+    bad = tmp_path / "w.npy"
+    bad.write_text("not numpy\n")
+    cli_fails(capsys, barriers_argv(tmp_path, **{"--weights": str(bad)}), "--weights:")
+
+
+def test_cli_nnk_unwritable_out(capsys, tmp_path: Path) -> None:
+    cli_fails(capsys, barriers_argv(tmp_path, **{"--out": str(tmp_path / "no" / "such" / "b.csv")}),
+              "dbkmc nnk barriers:", "no/such")
+
+
+@pytest.mark.parametrize("ids, needle", [("1,x", "--vacancy-ids: expected comma-separated integers"),
+                                         (",", "--vacancy-ids: no id given"),
+                                         ("1,99999", "--vacancy-ids: atom id(s) [99999] not in the structure")])
+def test_cli_nnk_bad_vacancy_ids(capsys, tmp_path: Path, ids: str, needle: str) -> None:
+    cli_fails(capsys, barriers_argv(tmp_path, **{"--vacancy-ids": ids}), needle)
+
+
+@pytest.mark.parametrize("cutoff", ["6.0", "8.5", "7.4"])
+def test_cli_nnk_cutoff_other_than_the_networks(capsys, tmp_path: Path, cutoff: str) -> None:
+    cli_fails(capsys, barriers_argv(tmp_path, **{"--cutoff": cutoff}),
+              f"--cutoff: the network was trained with a 7.5 A cutoff, got {float(cutoff)} A")
+    assert not (tmp_path / "b.csv").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan"])
+def test_cli_nnk_cutoff_and_tol_must_be_positive_and_finite(capsys, tmp_path: Path, value: str) -> None:
+    cli_fails(capsys, barriers_argv(tmp_path, **{"--cutoff": value}), "--cutoff: need a finite number > 0")
+    cli_fails(capsys, barriers_argv(tmp_path, **{"--tol": value}), "--tol: need a finite number > 0")
+
+
+def test_cli_nnk_own_cutoff_is_accepted(capsys, tmp_path: Path) -> None:
+    assert cli_main(barriers_argv(tmp_path, **{"--cutoff": "7.5"})) == 0
+    assert len((tmp_path / "b.csv").read_text().splitlines()) == 1 + 2 * 8
+
+
+@pytest.mark.parametrize("bad_type", ["4", "7"])
+def test_cli_nnk_type_beyond_the_networks_species(capsys, tmp_path: Path, bad_type: str) -> None:
+    dump = edited_dump(tmp_path, 10, 1, bad_type)  # atom id 11
+    cli_fails(capsys, barriers_argv(tmp_path, **{"--structure": str(dump)}),
+              "--structure: types: the network knows 3 species (types 1..3)", f"atom id 11 type {bad_type}")
+    assert not (tmp_path / "b.csv").exists()
+
+
+def test_cli_nnk_fractional_type(capsys, tmp_path: Path) -> None:
+    dump = edited_dump(tmp_path, 10, 1, "2.5")
+    cli_fails(capsys, barriers_argv(tmp_path, **{"--structure": str(dump)}), "--structure:", "2.5", "integer")
+
+
+def test_barrier_table_refuses_types_and_cutoff_directly() -> None:
+    from dbkmc.lammps_dump import read_dump, to_lattice
+    from dbkmc.nnk import PublishedNNK, barrier_table
+
+    model = PublishedNNK.from_file(WEIGHTS)
+    structure = to_lattice(read_dump(DUMP))
+    assert len(barrier_table(model, structure, [1])) == 8  # the network's own cutoff by default
+    with pytest.raises(ValueError, match="cutoff: the network was trained with a 7.5 A cutoff"):
+        barrier_table(model, structure, [1], cutoff=6.0)
+    structure.types[5] = 4
+    with pytest.raises(ValueError, match=f"atom id {structure.ids[5]} type 4"):
+        barrier_table(model, structure, [1])

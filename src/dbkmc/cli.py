@@ -1,20 +1,26 @@
-"""The ``dbkmc`` command line: small tools around the pipeline's library."""
+"""The ``dbkmc`` command line: small tools around the pipeline's library.
+
+Bad input (a missing or unreadable file, an invalid config, a value the tool
+cannot use) ends with one line on stderr naming the problem and exit code 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import pickle
 import sys
 
 from dbkmc.config import ConfigError, load_config
 
 
+class UsageError(Exception):
+    """Bad input to a subcommand: reported as one line, exit code 2."""
+
+
 def _check_config(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as err:
-        print(err, file=sys.stderr)
-        return 2
+    cfg = load_config(args.config)
     print(json.dumps(cfg, indent=2, sort_keys=True) if args.show else f"{args.config}: valid")
     return 0
 
@@ -25,6 +31,8 @@ def _lattice_constants(args: argparse.Namespace) -> int:
     from dbkmc.potentials import Potential
 
     cfg = load_config(args.config)
+    if args.dataset not in cfg["datasets"]:
+        raise UsageError(f"--dataset: unknown dataset {args.dataset!r} (defined: {', '.join(cfg['datasets'])})")
     ds = cfg["datasets"][args.dataset]
     pot_cfg = cfg["potentials"][ds["potential"]]
     pot = Potential.from_config(ds["potential"], pot_cfg)
@@ -41,11 +49,29 @@ def _nnk_barriers(args: argparse.Namespace) -> int:
     try:
         ids = [int(t) for t in args.vacancy_ids.split(",") if t.strip()]
     except ValueError:
-        print(f"--vacancy-ids: expected comma-separated integers, got {args.vacancy_ids!r}", file=sys.stderr)
-        return 2
-    model = PublishedNNK.from_file(args.weights).to(torch.float64)
-    structure = to_lattice(read_dump(args.structure), kind=args.lattice, tol=args.tol)
-    table = barrier_table(model, structure, ids, cutoff=args.cutoff)
+        raise UsageError(f"--vacancy-ids: expected comma-separated integers, got {args.vacancy_ids!r}") from None
+    if not ids:
+        raise UsageError("--vacancy-ids: no id given")
+    if not (args.tol > 0 and math.isfinite(args.tol)):
+        raise UsageError(f"--tol: need a finite number > 0, got {args.tol}")
+    if args.cutoff is not None and not (args.cutoff > 0 and math.isfinite(args.cutoff)):
+        raise UsageError(f"--cutoff: need a finite number > 0, got {args.cutoff}")
+    try:
+        model = PublishedNNK.from_file(args.weights).to(torch.float64)
+    except (ValueError, pickle.UnpicklingError, EOFError) as err:
+        raise UsageError(f"--weights: {err}") from None
+    try:
+        structure = to_lattice(read_dump(args.structure), kind=args.lattice, tol=args.tol)
+    except ValueError as err:
+        raise UsageError(f"--structure: {err}") from None
+    try:
+        table = barrier_table(model, structure, ids, cutoff=args.cutoff)
+    except ValueError as err:
+        msg = str(err)
+        if msg.startswith("cutoff: "):
+            raise UsageError(f"--{msg}") from None
+        option = "--vacancy-ids" if msg.startswith("atom id") else "--structure"
+        raise UsageError(f"{option}: {msg}") from None
     table.to_csv(args.out, index=False, float_format="%.10f")
     print(f"{args.out}: {len(table)} barriers for {len(ids)} vacancies "
           f"({structure.lattice.kind} {structure.lattice.n}^3, a = {structure.lattice.a:.6f} A)")
@@ -77,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--structure", required=True, help="LAMMPS text dump of a fully occupied fcc/bcc supercell")
     q.add_argument("--vacancy-ids", required=True, help="comma-separated dump atom ids; each is made the vacancy in turn")
     q.add_argument("--out", required=True, help="CSV: vacancy_id, path, neighbor_id, barrier_eV")
-    q.add_argument("--cutoff", type=float, default=7.5, help="encoding cutoff (Angstrom)")
+    q.add_argument("--cutoff", type=float, default=None,
+                   help="encoding cutoff (Angstrom); default and only accepted value: the network's own (7.5)")
     q.add_argument("--lattice", choices=["fcc", "bcc"], default=None, help="lattice kind (default: from the atom count)")
     q.add_argument("--tol", type=float, default=0.01, help="largest distance (Angstrom) of an atom from its ideal site")
     q.set_defaults(func=_nnk_barriers)
@@ -88,7 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    prog = "dbkmc " + " ".join(c for c in (args.command, getattr(args, "nnk_command", None)) if c)
+    try:
+        return args.func(args)
+    except ConfigError as err:  # one line per problem in the config
+        print("\n".join(f"{prog}: {line}" for line in str(err).splitlines()), file=sys.stderr)
+    except UsageError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+    except OSError as err:  # a missing, unreadable or unwritable file
+        where = f": {err.filename}" if err.filename else ""
+        print(f"{prog}: {err.strerror or err}{where}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -327,7 +327,15 @@ class PublishedNNK(NNKMLP):
     variance; then W_out (h, 1), b_out (1,). Hidden layer
     ``relu(gamma * ((x @ W + b) - mean) / sqrt(var + 0.001) + beta)``.
     Always in inference mode (batch norm uses the stored statistics).
+
+    It was trained on bcc Nb-Mo-Ta with a 7.5 A cutoff (a 9^3 voxel grid) and
+    digits 1, 2, 3 for its three species: inputs outside these mean nothing to it.
     """
+
+    CUTOFF = 7.5
+    """Encoding cutoff (A) the network was trained with."""
+    N_SPECIES = 3
+    """Species (digits 1..3) the network was trained on."""
 
     def __init__(self, arrays: Sequence[np.ndarray]):
         arrays = [np.asarray(a) for a in arrays]
@@ -386,24 +394,55 @@ def barriers(model: nn.Module, encoder: NNKEncoder, digits, vacancies, chunk: in
         model.train(was_training)
 
 
-def barrier_table(model: nn.Module, structure, vacancy_ids: Sequence[int], cutoff: float = 7.5,
+def check_model_inputs(model: nn.Module, encoder: NNKEncoder, types: np.ndarray, ids: np.ndarray | None = None) -> None:
+    """Refuse inputs the network was not trained for, naming what is wrong.
+
+    ``types`` are digits 1..S of the atoms (``ids`` name them in the message). A
+    model with ``CUTOFF`` and ``N_SPECIES`` (the published network) must be given its
+    own cutoff and at most that many species; any MLP needs the encoder's voxel
+    count as its input width.
+    """
+    types = np.asarray(types)
+    ids = np.arange(1, len(types) + 1) if ids is None else np.asarray(ids)
+    low = np.flatnonzero(types < 1)
+    if len(low):
+        raise ValueError(f"types: LAMMPS types must be >= 1; atom id {int(ids[low[0]])} has type {int(types[low[0]])}")
+    n_species = getattr(model, "N_SPECIES", None)
+    if n_species is not None:
+        high = np.flatnonzero(types > n_species)
+        if len(high):
+            raise ValueError(f"types: the network knows {n_species} species (types 1..{n_species}); "
+                             f"{len(high)} atom(s) have other types, first atom id {int(ids[high[0]])} "
+                             f"type {int(types[high[0]])}")
+    own = getattr(model, "CUTOFF", None)
+    if own is not None and not np.isclose(encoder.cutoff, own, rtol=0, atol=1e-9):
+        raise ValueError(f"cutoff: the network was trained with a {own} A cutoff, got {encoder.cutoff} A")
+    n_in = getattr(model, "n_in", None)
+    if n_in is not None and n_in != encoder.n_voxels:
+        raise ValueError(f"grid: the network takes {n_in} voxels, the encoder makes {encoder.grid}^3 = "
+                         f"{encoder.n_voxels} (cutoff {encoder.cutoff} A, a = {encoder.lattice.a} A)")
+
+
+def barrier_table(model: nn.Module, structure, vacancy_ids: Sequence[int], cutoff: float | None = None,
                   grid: int | None = None):
     """One row per (vacancy_id, path): the neighbour atom that jumps and the barrier (eV).
 
     ``structure`` is a :class:`dbkmc.lammps_dump.LatticeStructure`; digits are the
     LAMMPS types. Each vacancy id is taken on its own: that atom's site is made
-    vacant (its type ignored), every other site keeps its atom.
+    vacant (its type ignored), every other site keeps its atom. ``cutoff`` defaults
+    to the model's own (``model.CUTOFF``, else 7.5 A); see :func:`check_model_inputs`.
     """
     import pandas as pd
 
     lat = structure.lattice
+    if cutoff is None:
+        cutoff = getattr(model, "CUTOFF", 7.5)
     enc = NNKEncoder(lat, cutoff=cutoff, grid=grid)
     vac_ids = np.asarray(list(vacancy_ids), dtype=np.int64)
     if len(vac_ids) == 0:
         raise ValueError("vacancy ids: none given")
     vac_sites = structure.sites_of_ids(vac_ids)
-    if np.any(structure.types < 1):
-        raise ValueError("types: LAMMPS types must be >= 1")
+    check_model_inputs(model, enc, structure.types, structure.ids)
     digits = torch.as_tensor(structure.types, dtype=torch.long).repeat(len(vac_ids), 1)
     digits[torch.arange(len(vac_ids)), torch.as_tensor(vac_sites)] = 0
     e = barriers(model, enc, digits, torch.as_tensor(vac_sites)[:, None])[:, 0, :].cpu().numpy()

@@ -258,6 +258,13 @@ def build_nnk_published(spec: Mapping[str, Any], lattice: Lattice, species: tupl
     cutoff = float(spec.get("cutoff", 7.5))
     encoder = nnk.NNKEncoder(lattice, cutoff=cutoff, device=device)
     network = nnk.PublishedNNK(nnk.load_published_weights(weights)).to(device)
+    if len(model_species) > network.N_SPECIES:
+        raise ValueError(f"kmc.rate_model.species: the network knows {network.N_SPECIES} species, "
+                         f"got {len(model_species)} ({', '.join(model_species)})")
+    try:
+        nnk.check_model_inputs(network, encoder, np.ones(0, dtype=np.int64))
+    except ValueError as err:
+        raise ValueError(f"kmc.rate_model.{err}") from err
     dtype = {"float32": torch.float32, "float64": torch.float64}[spec.get("dtype", "float32")]
     return NNKRateModel(network, encoder, lattice, model_species, reach=cutoff, dtype=dtype)
 
