@@ -297,3 +297,84 @@ def test_barrier_table_refuses_types_and_cutoff_directly() -> None:
     structure.types[5] = 4
     with pytest.raises(ValueError, match=f"atom id {structure.ids[5]} type 4"):
         barrier_table(model, structure, [1])
+
+
+# --- dataset import: consistency checked, offending events named ---------------------
+
+REFERENCE = REPO / "data" / "reference_cuni"
+
+
+def _import(tmp_path: Path, events: Any) -> dict:
+    from dbkmc.dataset_stage import import_step
+
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    events.to_parquet(src / "events.parquet", index=False)
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    return import_step(src, *(out / n for n in ("events.parquet", "rejects.parquet", "qc.json", "s.extxyz",
+                                                 "dataset.json")))
+
+
+@pytest.fixture(scope="module")
+def reference_events() -> Any:
+    import pandas as pd
+
+    return pd.read_parquet(REFERENCE / "events.parquet").iloc[:12].reset_index(drop=True)
+
+
+def _corrupt(events: Any, rows: list[int], column: str, value: Any) -> Any:
+    out = events.copy()
+    for r in rows:
+        out.loc[r, column] = value(out.loc[r]) if callable(value) else value
+    return out
+
+
+@pytest.mark.parametrize("column, value, reason", [
+    ("dE", lambda r: r["dE"] + 1e-4, "dE differs from E_B - E_A by more than 1e-06 eV"),
+    ("E_KRA", lambda r: r["E_KRA"] - 2e-6, "E_KRA differs from E_saddle - (E_A + E_B)/2 by more than 1e-06 eV"),
+    ("E_saddle", float("nan"), "non-finite or non-numeric energies"),
+    ("status", "rejected", "status is not 'accepted'"),
+    ("vacancy_site", 10_000, "vacancy_site or hop_site outside the 256 sites"),
+    ("hop_site", -1, "vacancy_site or hop_site outside the 256 sites"),
+    ("hop_site", lambda r: r["vacancy_site"], "hop_site is not a first neighbour of vacancy_site"),
+    ("occupation", lambda r: r["occupation"][:-1], "occupation is not one digit 0..S-1 per site"),
+    ("occupation", lambda r: r["occupation"].replace("0", "7", 1), "occupation is not one digit 0..S-1 per site"),
+    ("vacancy_site", lambda r: r["hop_site"], "the vacancy is not at vacancy_site"),
+])
+def test_import_names_inconsistent_events(tmp_path: Path, reference_events: Any, column: str, value: Any,
+                                          reason: str) -> None:
+    bad = _corrupt(reference_events, [3, 7], column, value)
+    ids = [str(bad.loc[r, "event_id"]) for r in (3, 7)]
+    with pytest.raises(ValueError, match=re.escape(reason) + ".*" + re.escape(f" in 2 event(s): {ids[0]}, {ids[1]}")):
+        _import(tmp_path, bad)
+    assert not (tmp_path / "out" / "events.parquet").exists()
+
+
+def test_import_tolerance_is_one_micro_ev(tmp_path: Path, reference_events: Any) -> None:
+    ok = _corrupt(reference_events, [3], "dE", lambda r: r["E_B"] - r["E_A"] + 0.9e-6)
+    assert _import(tmp_path, ok)["n_events"] == 12
+
+
+def test_import_duplicate_ids_and_many_are_counted(tmp_path: Path, reference_events: Any) -> None:
+    import pandas as pd
+
+    doubled = pd.concat([reference_events, reference_events], ignore_index=True)
+    with pytest.raises(ValueError, match=r"duplicate event_id in 12 event\(s\): .*, \.\.\. \(12 in all\)"):
+        _import(tmp_path, doubled)
+
+
+@pytest.mark.parametrize("column", ["E_saddle", "E_KRA", "dE"])
+def test_import_missing_barrier_column(tmp_path: Path, reference_events: Any, column: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"missing columns ['{column}']")):
+        _import(tmp_path, reference_events.drop(columns=[column]))
+
+
+@pytest.mark.parametrize("source", [REFERENCE, *sorted((REPO / "data" / "nnk_results").iterdir())],
+                         ids=lambda p: p.name)
+def test_committed_datasets_pass_the_import_checks(source: Path) -> None:
+    import pandas as pd
+
+    from dbkmc.dataset_stage import import_problems
+
+    assert import_problems(pd.read_parquet(source / "events.parquet")) == []

@@ -151,6 +151,90 @@ def collect_step(shard_tables: Sequence[str | Path], shard_structures: Sequence[
 
 REQUIRED_COLUMNS = ("event_id", "composition", "occupation", "vacancy_site", "hop_site", "path",
                     "lattice", "supercell", "a", "species", "E_A", "E_B", "E_saddle", "dE", "E_KRA")
+ENERGY_TOLERANCE = 1e-6
+"""eV: an imported dE must equal E_B - E_A, and E_KRA equal E_saddle - (E_A + E_B)/2, to this (absolute)."""
+
+
+def _named(ids, what: str, shown: int = 5) -> str:
+    ids = [str(i) for i in ids]
+    more = f", ... ({len(ids)} in all)" if len(ids) > shown else ""
+    return f"{what} in {len(ids)} event(s): {', '.join(ids[:shown])}{more}"
+
+
+def import_problems(events: pd.DataFrame) -> list[str]:
+    """What is wrong with an imported events table, each problem naming its events (empty: none).
+
+    Checks: required columns; unique event ids; every row accepted (where there is a
+    ``status``); finite energies; dE = E_B - E_A and E_KRA = E_saddle - (E_A + E_B)/2
+    within :data:`ENERGY_TOLERANCE`; a known lattice and a supercell >= 1; an
+    occupation string of one digit per site (0..S-1 for the S species) with its one
+    vacancy at ``vacancy_site``; ``hop_site`` a first neighbour of it.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in events.columns]
+    if missing:
+        return [f"missing columns {missing}"]
+    problems = []
+    ids = events["event_id"].astype(str)
+    dup = ids[ids.duplicated(keep=False)].unique()
+    if len(dup):
+        problems.append(_named(dup, "duplicate event_id"))
+    if "status" in events.columns:
+        not_accepted = events["status"].astype(str) != "accepted"
+        if not_accepted.any():
+            problems.append(_named(ids[not_accepted], "status is not 'accepted' (rejected rows belong in "
+                                                     "rejects.parquet)"))
+    energies = events[["E_A", "E_B", "E_saddle", "dE", "E_KRA"]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    finite = np.isfinite(energies).all(axis=1)
+    if not finite.all():
+        problems.append(_named(ids[~finite], "non-finite or non-numeric energies"))
+    e_a, e_b, e_s, d_e, kra = energies.T
+    with np.errstate(invalid="ignore"):
+        bad_de = finite & ~(np.abs(d_e - (e_b - e_a)) <= ENERGY_TOLERANCE)
+        bad_kra = finite & ~(np.abs(kra - (e_s - 0.5 * (e_a + e_b))) <= ENERGY_TOLERANCE)
+    if bad_de.any():
+        problems.append(_named(ids[bad_de], f"dE differs from E_B - E_A by more than {ENERGY_TOLERANCE:g} eV"))
+    if bad_kra.any():
+        problems.append(_named(ids[bad_kra], f"E_KRA differs from E_saddle - (E_A + E_B)/2 by more than "
+                                             f"{ENERGY_TOLERANCE:g} eV"))
+    problems.extend(_site_problems(events, ids))
+    return problems
+
+
+def _site_problems(events: pd.DataFrame, ids: pd.Series) -> list[str]:
+    from dbkmc.lattice import Lattice
+    from dbkmc.sampling import VACANCY_CHAR
+
+    bad: dict[str, list[str]] = {}
+    lattices: dict[tuple[str, int], Lattice] = {}
+    for eid, kind, n, occ, vac, hop, species in zip(
+            ids, events["lattice"], events["supercell"], events["occupation"], events["vacancy_site"],
+            events["hop_site"], events["species"], strict=True):
+        try:
+            n, vac, hop = int(n), int(vac), int(hop)
+        except (TypeError, ValueError):
+            bad.setdefault("supercell, vacancy_site or hop_site is not an integer", []).append(eid)
+            continue
+        if kind not in ("fcc", "bcc") or n < 1:
+            bad.setdefault("unknown lattice or supercell < 1", []).append(eid)
+            continue
+        if (kind, n) not in lattices:
+            lattices[kind, n] = Lattice(kind, n, 1.0)  # neighbours only: a does not matter
+        lat = lattices[kind, n]
+        if not (0 <= vac < lat.n_sites and 0 <= hop < lat.n_sites):
+            bad.setdefault(f"vacancy_site or hop_site outside the {lat.n_sites} sites", []).append(eid)
+            continue
+        n_species = len(str(species).split(","))
+        digits = set(map(str, range(min(n_species, 10))))
+        if not isinstance(occ, str) or len(occ) != lat.n_sites or occ.count(VACANCY_CHAR) != 1 \
+                or not set(occ) <= digits | {VACANCY_CHAR}:
+            bad.setdefault(f"occupation is not one digit 0..S-1 per site with one vacancy "
+                           f"'{VACANCY_CHAR}'", []).append(eid)
+            continue
+        if occ[vac] != VACANCY_CHAR:
+            bad.setdefault("the vacancy is not at vacancy_site", []).append(eid)
+        elif hop not in lat.neighbors[vac]:
+            bad.setdefault("hop_site is not a first neighbour of vacancy_site", []).append(eid)
+    return [_named(v, k) for k, v in bad.items()]
 
 
 def import_step(source: str | Path, out_events: str | Path, out_rejects: str | Path,
@@ -158,12 +242,10 @@ def import_step(source: str | Path, out_events: str | Path, out_rejects: str | P
     """Take a dataset made elsewhere (events.parquet, optional rejects/structures/dataset.json)."""
     src = Path(source)
     events = pd.read_parquet(src / "events.parquet")
-    missing = [c for c in REQUIRED_COLUMNS if c not in events.columns]
-    if missing:
-        raise ValueError(f"source {src}/events.parquet: missing columns {missing}")
-    bad = events[~np.isfinite(events[["E_A", "E_B", "E_saddle", "dE", "E_KRA"]].to_numpy()).all(axis=1)]
-    if len(bad):
-        raise ValueError(f"source {src}/events.parquet: non-finite energies in events {list(bad['event_id'][:5])}")
+    problems = import_problems(events)
+    if problems:
+        raise ValueError(f"source {src}/events.parquet is not a consistent dataset:\n  " + "\n  ".join(problems))
+    log.info("source %s/events.parquet: %d events pass the import checks", src, len(events))
     events.to_parquet(out_events, index=False)
     rejects = src / "rejects.parquet"
     (pd.read_parquet(rejects) if rejects.exists() else events.iloc[:0]).to_parquet(out_rejects, index=False)
