@@ -378,3 +378,48 @@ def test_committed_datasets_pass_the_import_checks(source: Path) -> None:
     from dbkmc.dataset_stage import import_problems
 
     assert import_problems(pd.read_parquet(source / "events.parquet")) == []
+
+
+# --- a failed job's log holds its error ------------------------------------------------
+
+
+def test_uncaught_error_goes_to_the_log_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "job.py"
+    script.write_text("import logging\nfrom dbkmc.logs import log_to_file\nlog_to_file(__import__('sys').argv[1])\n"
+                      "logging.getLogger('job').info('started')\nraise ValueError('the named problem')\n")
+    log = tmp_path / "job.log"
+    done = subprocess.run([sys.executable, str(script), str(log)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    text = log.read_text()
+    assert "started" in text and "Traceback (most recent call last)" in text
+    assert "ValueError: the named problem" in text
+    assert "ValueError: the named problem" in done.stderr  # the console still shows it
+
+
+def test_every_workflow_script_logs_to_its_file() -> None:
+    scripts = sorted((REPO / "workflow" / "scripts").glob("*.py"))
+    assert scripts
+    for script in scripts:
+        assert "log_to_file(snakemake.log[0])" in script.read_text(), script.name
+
+
+def test_failed_snakemake_job_leaves_its_error_in_the_log(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    snakemake = Path(sys.executable).with_name("snakemake")
+    if not snakemake.exists():
+        snakemake = Path(shutil.which("snakemake") or "snakemake")
+    (tmp_path / "job.py").write_text("from dbkmc.logs import log_to_file\nlog_to_file(snakemake.log[0])\n"
+                                     "raise ValueError(f'bad input {snakemake.wildcards.x}')\n")
+    (tmp_path / "Snakefile").write_text('rule a:\n    output: "out/{x}.txt"\n    log: "logs/{x}.log"\n'
+                                        '    script: "job.py"\n')
+    done = subprocess.run([str(snakemake), "--cores", "1", "out/q.txt"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode != 0
+    text = (tmp_path / "logs" / "q.log").read_text()
+    assert "Traceback" in text and "ValueError: bad input q" in text, done.stderr[-3000:]
