@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def test_killed_run_resumes_to_the_same_outputs(tmp_path, uninterrupted, run_cfg
         assert (tmp_path / "snapshots" / f.name).read_bytes() == f.read_bytes()
 
 
-def test_analyses_and_figures_from_the_outputs(tmp_path, uninterrupted, run_cfg):
+def test_analyses_and_figures_from_the_outputs(tmp_path, uninterrupted, run_cfg, caplog):
     from dbkmc.kmc_report import b2_report_step, order_report_step, randomness_figures_step
     from dbkmc.kmc_stage import randomness_rule_step
 
@@ -115,8 +116,12 @@ def test_analyses_and_figures_from_the_outputs(tmp_path, uninterrupted, run_cfg)
     table = pd.read_csv(tmp_path / "order.csv")
     assert order["pair"] == "delta_MoTa" and order["peak_temperature_K"] in (500.0, 2500.0)
     assert order["peak_value"] == pytest.approx(table["delta_MoTa"].max())
-    randomness_rule_step("small", run_cfg, "cpu", uninterrupted / "final.npz", tmp_path / "r.parquet",
-                         tmp_path / "r.csv", tmp_path / "r.json")
+    with caplog.at_level(logging.INFO, logger="dbkmc.kmc_stage"):
+        randomness_rule_step("small", run_cfg, "cpu", uninterrupted / "final.npz", tmp_path / "r.parquet",
+                             tmp_path / "r.csv", tmp_path / "r.json")
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("randomness ")]
+    assert [p.split(":")[0] for p in progress] == [f"randomness {i}/4" for i in (1, 2, 3, 4)]  # a line per configuration
+    assert "final configuration of trajectory" in progress[0] and "1015 sites" in progress[0]
     per_site = pd.read_parquet(tmp_path / "r.parquet")
     # vacancy and its neighbours left out; the starting configuration at both temperatures too
     assert per_site.groupby(["configuration", "temperature"]).size().tolist() == [1023 - 8] * 4

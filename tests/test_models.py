@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -144,6 +146,27 @@ def test_batched_training_reduces_loss_and_matches_sequential() -> None:
     assert batched.best_epoch == sequential.best_epoch
     x_a, x_b = val.inputs("KOL")
     torch.testing.assert_close(batched.ensemble(x_a, x_b), sequential.ensemble(x_a, x_b), rtol=1e-7, atol=1e-9)
+
+
+def test_training_and_evaluation_log_progress(caplog) -> None:
+    """A line per PROGRESS_EVERY epochs (and the first and last) with the losses, a line per
+    member of the sequential pass, and a line per set in the metrics."""
+    data = _synthetic(120)
+    split = split_events(data.event_id, data.composition)
+    cfg = SMALL.replace(max_epochs=12, patience=50)  # no early stop: epochs 1, 10, 12
+    with caplog.at_level(logging.INFO, logger="dbkmc.training"):
+        fit = train_model("M_KOL", data, split, cfg)
+        model_metrics(fit.ensemble, data, split)
+        fit_members(init_members("KRA", D, data.directed(split.train), cfg.replace(max_epochs=2)),
+                    data.directed(split.train), data.directed(split.val), cfg.replace(max_epochs=2), batched=False)
+    lines = [r.getMessage() for r in caplog.records if r.name == "dbkmc.training"]
+    epochs = [line for line in lines if line.startswith("M_KOL epoch")]
+    assert [line.split()[2].rstrip(":") for line in epochs] == ["1/12", "10/12", "12/12"]
+    last = fit.history[-1]
+    assert f"val loss {np.mean(last['val_loss']):.4g}" in epochs[-1] and "3/3 members training" in epochs[-1]
+    assert sum(line.startswith("M_KOL train set") for line in lines) == 1
+    assert any(line.startswith("M_KOL test set") and "dE RMSE" in line for line in lines)
+    assert sum(line.startswith("KRA member") for line in lines) == 3
 
 
 def test_training_is_reproducible_with_dropout() -> None:

@@ -268,12 +268,16 @@ def randomness_step(final: Mapping[str, Any], model: RateModel,
         jobs += [("initial", t, np.asarray(initial, dtype=np.int64)) for t in range(len(final["trajectory"]))]
     cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
     rows = []
-    for config, t, digits in jobs:
+    start = time.perf_counter()
+    for i, (config, t, digits) in enumerate(jobs):
         key = (config, t if config == "final" else -1)
         if key not in cache:
             cache[key] = site_barriers(model, digits)
         e, usable = cache[key]
         temp = float(final["temperature"][t])
+        log.info("randomness %d/%d: %s configuration of trajectory %d (T = %g K), %d sites, %.1f s",
+                 i + 1, len(jobs), config, int(final["trajectory"][t]), temp, int(usable.sum()),
+                 time.perf_counter() - start)
         sites = np.flatnonzero(usable)
         rows.append(pd.DataFrame({
             "configuration": config, "trajectory": int(final["trajectory"][t]), "temperature": temp,

@@ -36,6 +36,7 @@ and ``ddE = sqrt(mean (dE(A,B) + dE(B,A))^2)``, each from the ensemble mean
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 import zlib
@@ -53,6 +54,10 @@ from torch.func import functional_call, stack_module_state
 
 from dbkmc.fingerprints import AEVParams, featurize_events
 from dbkmc.models import DE_KINDS, MODEL_KINDS, Ensemble, EnsemblePrediction, TransitionModel, barrier, build_model
+
+log = logging.getLogger(__name__)
+# Training logs a progress line every PROGRESS_EVERY epochs (and at the first and the last).
+PROGRESS_EVERY = 10
 
 SPLIT_FRACTIONS: tuple[float, float, float] = (0.75, 0.15, 0.10)
 SAS_LAMBDAS: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
@@ -454,9 +459,19 @@ def _fit_batched(members: list[TransitionModel], train: DirectedData, val: Direc
             for k, p in params.items():
                 best[k] = torch.where(improved.view(-1, *([1] * (p.dim() - 1))), p.detach(), best[k])
         history.append({"epoch": epoch, "train_loss": torch.stack(losses).mean(0).tolist(), "val_loss": v.tolist()})
+        if stop.done or epoch in (1, cfg.max_epochs) or epoch % PROGRESS_EVERY == 0:
+            _log_epoch(base.kind, epoch, cfg.max_epochs, history[-1], stop)
         if stop.done:
             break
     return _result(base, best, buffers, stop, epoch, history)
+
+
+def _log_epoch(kind: str, epoch: int, max_epochs: int, losses: Mapping[str, Any], stop: _EarlyStopping) -> None:
+    """One progress line: the epoch's train and validation losses (mean over the members,
+    in units of the target's scale), the best so far and how many members still train."""
+    log.info("%s epoch %d/%d: train loss %.4g, val loss %.4g (best %.4g), %d/%d members training",
+             kind, epoch, max_epochs, float(np.mean(losses["train_loss"])), float(np.mean(losses["val_loss"])),
+             float(stop.best.mean()), int(stop.active.sum()), len(stop.best))
 
 
 def _chunked_val_loss(fn: Callable[..., Tensor], params: dict[str, Tensor], buffers: dict[str, Tensor],
@@ -503,6 +518,8 @@ def _fit_sequential(members: list[TransitionModel], train: DirectedData, val: Di
                 break
         n_epochs = max(n_epochs, epoch)
         stop.best[k], stop.best_epoch[k] = member_stop.best[0], member_stop.best_epoch[0]
+        log.info("%s member %d/%d: %d epochs, best val loss %.4g at epoch %d", base.kind, k + 1, len(members),
+                 epoch, float(member_stop.best[0]), member_stop.best_epoch[0])
         model.load_state_dict(best_state)
     params, buffers = stack_module_state(members)
     return _result(base, {k: v.detach() for k, v in params.items()}, buffers, stop, n_epochs, [])
@@ -595,6 +612,8 @@ def model_metrics(ensemble: Ensemble, data: EventData, split: Split,
         else:
             kra_pred = directed_predictions(kra, d, batch_size) if kra is not None else None
             out[name] = prediction_metrics(pred, kra_pred, d)
+        log.info("%s %s set: %d events, %s RMSE %.4g eV", ensemble.kind, name, len(split[name]),
+                 ensemble.target, out[name][ensemble.target]["ensemble"])
     return out
 
 
@@ -629,7 +648,9 @@ def sas_lambda_sweep(data: EventData, split: Split, lambdas: Iterable[float] = S
         raise ValueError(f"training: unknown lambda rule {rule!r} (min or one_se)")
     cfg = config or TrainConfig()
     rows, fits = [], []
-    for lam in lambdas:
+    lambdas = list(lambdas)
+    for i, lam in enumerate(lambdas):
+        log.info("SAS sweep: lambda %g (%d/%d)", lam, i + 1, len(lambdas))
         fit = train_model("M_SAS", data, split, cfg.replace(sas_lambda=float(lam)), device)
         m = model_metrics(fit.ensemble, data, split)
         rows.append({"lambda": float(lam), **_flat(m["val"], "val"), **_flat(m["test"], "test")})
@@ -667,9 +688,11 @@ def learning_curve(data: EventData, split: Split, kinds: Sequence[str] = DE_KIND
     """
     cfg = config or TrainConfig()
     rows = []
-    for fraction in fractions:
+    for i, fraction in enumerate(fractions):
         idx = subsample(split.train, data.event_id, data.composition, float(fraction), cfg.seed)
-        for kind in kinds:
+        for j, kind in enumerate(kinds):
+            log.info("learning curve: %s on %d training events (fraction %g), fit %d/%d", kind, len(idx), fraction,
+                     i * len(kinds) + j + 1, len(fractions) * len(kinds))
             fit = train_model(kind, data, split, cfg, device, train_idx=idx)
             test = data.directed(split.test)
             m = prediction_metrics(directed_predictions(fit.ensemble, test), None, test)
