@@ -150,3 +150,35 @@ def test_snapshot_dumps_open_in_ase_and_round_trip(tmp_path):
     assert [j for j, _ in back] == [0, 500]
     for (_, d), (_, d_back) in zip(frames, back, strict=True):
         assert np.array_equal(d, d_back)
+
+
+def test_locate_peak_marks_only_a_resolved_maximum():
+    from dbkmc.kmc_report import locate_peak, peak_label
+
+    T = [500, 600, 700, 800, 900, 1000]
+    y = [1.0, 2.0, 5.0, 3.0, 2.0, 1.0]
+    p = locate_peak(T, y, [0.1] * 6)
+    assert p["kind"] == "peak" and p["x_max"] == 700 and p["x_range"] == (700, 700)
+    # 800 K agrees with 700 K within the combined error sqrt(2) * 1.5 = 2.1 (600 K does not): a plateau
+    p = locate_peak(T, y, [1.5] * 6)
+    assert p["kind"] == "plateau" and p["x_range"] == (700, 800)
+    assert "plateau 700-800 K" in peak_label(p)
+    # a maximum that reaches the end of the range is no peak
+    assert locate_peak(T, [1, 2, 3, 4, 5, 6], [0.1] * 6)["kind"] == "edge"
+    # without errors (one replica) the maximum is not tested
+    p = locate_peak(T, y, None)
+    assert p["kind"] == "maximum" and p["x_max"] == 700
+    assert locate_peak(T, y, [0.0] * 6)["kind"] == "maximum"
+    # unsorted input is sorted by x first
+    assert locate_peak(T[::-1], y[::-1], [0.1] * 6)["x_range"] == (700, 700)
+
+
+def test_variance_sem_matches_the_spread_of_sample_variances():
+    from dbkmc.kmc_report import variance_sem
+
+    rng = np.random.default_rng(0)
+    samples = rng.uniform(size=(4000, 200))
+    spread = np.var(samples, axis=1, ddof=1).std()
+    estimates = [variance_sem(s) for s in samples[:200]]
+    assert np.mean(estimates) == pytest.approx(spread, rel=0.1)
+    assert np.isnan(variance_sem(np.ones(3)))
