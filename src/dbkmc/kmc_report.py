@@ -69,10 +69,10 @@ def peak_label(peak: Mapping[str, Any], unit: str = "K") -> str:
     if peak["kind"] == "peak":
         return f"peak {peak['x_max']:g} {unit}"
     if peak["kind"] == "plateau":
-        return f"plateau {lo:g}-{hi:g} {unit} (equal within errors), max {peak['x_max']:g} {unit}"
+        return f"plateau {lo:g}-{hi:g} {unit}\n(equal within errors; max {peak['x_max']:g} {unit})"
     if peak["kind"] == "edge":
-        return f"largest at the range edge ({lo:g}-{hi:g} {unit}): no peak"
-    return f"largest at {peak['x_max']:g} {unit} (no error estimate: peak not tested)"
+        return f"largest at the range edge\n({lo:g}-{hi:g} {unit}): no peak"
+    return f"largest at {peak['x_max']:g} {unit}\n(no error estimate: peak not tested)"
 
 
 def mark_peak(ax, peak: Mapping[str, Any], unit: str = "K", prefix: str = "") -> None:
