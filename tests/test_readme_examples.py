@@ -145,3 +145,49 @@ def test_kmc_run_from_python(repo_like):
         assert np.array_equal(np.bincount(row, minlength=4), np.bincount(start, minlength=4))
     assert lattice.n_sites == 1024 and species == ["Nb", "Mo", "Ta"]
     assert os.path.basename(os.getcwd()) == repo_like.name   # ran in the temporary root
+
+
+# --------------------------------------------------------------------------- the README as a page
+
+
+def test_the_readme_leads_with_exactly_the_two_commands():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    first = re.search(r"^```(\w*)\n(.*?)^```", text, flags=re.M | re.S)
+    assert first is not None and first.group(1) == "bash"
+    commands = [line.split("#")[0].strip() for line in first.group(2).splitlines()]
+    assert [c for c in commands if c] == ["make run", "make test"]
+    assert text.index(first.group(0)) < text.index("\n## ")   # before any section
+
+
+def markdown_links(path: Path) -> list[str]:
+    """Relative link targets of a markdown file (images included), without their #anchors."""
+    targets = re.findall(r"\]\(([^)\s]+)\)", path.read_text(encoding="utf-8"))
+    return [t.split("#")[0] for t in targets if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
+
+
+@pytest.mark.parametrize("page", ["README.md", *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "docs").glob("*.md"))])
+def test_relative_links_point_to_files(page):
+    path = REPO / page
+    missing = [t for t in markdown_links(path) if not (path.parent / t).exists()]
+    assert not missing, f"{page} links to missing files: {missing}"
+
+
+def test_every_docs_page_is_linked_from_the_index():
+    linked = set(markdown_links(REPO / "docs/index.md"))
+    pages = {p.name for p in (REPO / "docs").glob("*.md")} - {"index.md"}
+    assert pages <= linked, f"docs/index.md does not link {sorted(pages - linked)}"
+
+
+def test_citation_file_names_both_papers():
+    import yaml
+
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == "MIT"
+    for key in ("message", "title", "authors"):
+        assert cff[key], f"CITATION.cff: {key} is empty"
+    titles = [ref["title"] for ref in cff["references"]]
+    assert any("detailed balance" in t for t in titles) and any("Neural network kinetics" in t for t in titles)
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split()).lower()  # lines unwrapped
+    for ref in cff["references"]:
+        assert ref["title"].lower() in readme, f"README does not cite {ref['title']!r}"
+    assert (REPO / "LICENSE").read_text(encoding="utf-8").startswith("MIT License")
