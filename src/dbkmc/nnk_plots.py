@@ -64,6 +64,32 @@ def parity_figure(predictions: Mapping[str, pd.DataFrame], title: str, out: str 
     plt.close(fig)
 
 
+def _ternary_ticks(ax, species: Sequence[str], step: float = 0.2) -> None:
+    """Composition ticks (at.%) on the triangle's edges, one species per edge, read anticlockwise.
+
+    Corners: ``species[0]`` bottom left, ``species[1]`` bottom right, ``species[2]`` top.
+    The bottom edge carries the fraction of ``species[1]``, the right edge that of
+    ``species[2]``, the left edge that of ``species[0]``; each tick is a short mark
+    outward from its edge, labelled in at.%.
+    """
+    h = np.sqrt(3) / 2
+    corner = {0: np.array([0.0, 0.0]), 1: np.array([1.0, 0.0]), 2: np.array([0.5, h])}
+    # (start corner, end corner, outward normal); a tick at f is the fraction f of the end corner's species
+    edges = [(0, 1, (0.0, -1.0)), (1, 2, (np.sqrt(3) / 2, 0.5)), (2, 0, (-np.sqrt(3) / 2, 0.5))]
+    for start, end, normal in edges:
+        normal = np.asarray(normal)
+        for f in np.arange(step, 1.0 - 1e-9, step):
+            p = corner[start] + f * (corner[end] - corner[start])  # fraction f of species `end`
+            q = p + 0.025 * normal
+            ax.plot([p[0], q[0]], [p[1], q[1]], color="k", lw=0.8)
+            t = p + 0.06 * normal
+            ax.text(t[0], t[1], f"{100 * f:.0f}", ha="center", va="center", fontsize=7)
+        mid = corner[start] + 0.5 * (corner[end] - corner[start]) + 0.14 * normal
+        angle = np.degrees(np.arctan2(*(corner[end] - corner[start])[::-1]))
+        ax.text(mid[0], mid[1], f"{species[end]} (at.%)", ha="center", va="center", fontsize=8,
+                rotation=angle if abs(angle) <= 90 else angle - 180)
+
+
 def ternary_figure(table: pd.DataFrame, species: Sequence[str], title: str, out: str | Path) -> None:
     """Mean barrier over the composition triangle; the highest mean is marked with a star."""
     a, b, c = (table[f"x_{s}"].to_numpy() for s in species)
@@ -84,10 +110,11 @@ def ternary_figure(table: pd.DataFrame, species: Sequence[str], title: str, out:
                              strict=True):
         ax.text(x + {"right": -0.02, "left": 0.02, "center": 0.0}[ha], y + (0.03 if ha == "center" else -0.01), s,
                 ha=ha, va="bottom" if ha == "center" else "top", fontsize=11)
+    _ternary_ticks(ax, species)
     fig.colorbar(pc, ax=ax, label="mean barrier (eV)")
-    ax.set(title=title, aspect="equal", xlim=(-0.1, 1.1), ylim=(-0.16, 0.95))
+    ax.set(title=title, aspect="equal", xlim=(-0.16, 1.16), ylim=(-0.22, 0.95))
     ax.axis("off")
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.06), fontsize=8, frameon=False)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.1), fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(out, dpi=150)
     plt.close(fig)
