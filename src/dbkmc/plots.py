@@ -67,17 +67,54 @@ def sweep_figure(table: pd.DataFrame, chosen: float, out: str | Path) -> None:
     plt.close(fig)
 
 
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+_STYLES = ("-", "--", "-.", ":")
+
+
 def learning_curve_figure(table: pd.DataFrame, out: str | Path) -> None:
-    """Test RMSE (left) and ddE (right) against training-set size for each dE model (Fig 8c, d)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
-    for model, rows in table.groupby("model", sort=False):
-        rows = rows.sort_values("n_train")
-        left.plot(rows["n_train"], 1000 * rows["test_rmse_dE"], "o-", label=model)
-        right.plot(rows["n_train"], 1000 * rows["test_ddE"] + 1e-6, "o-", label=model)
+    """Test RMSE (left) and ddE (right) against training-set size for each dE model (Fig 8c, d).
+
+    Each model has its own colour, marker and line style, and its points are shifted
+    sideways by a few per cent (log axis) so that equal curves stay visible. A model
+    with exact detailed balance has ddE identically 0, which a log axis cannot show:
+    such points go to a strip below the ddE axis labelled "exactly 0", one row per model.
+    """
+    fig = plt.figure(figsize=(9.5, 4.2))
+    grid = fig.add_gridspec(2, 2, height_ratios=(5, 1), hspace=0.08)
+    left = fig.add_subplot(grid[:, 0])
+    right = fig.add_subplot(grid[0, 1])
+    zero = fig.add_subplot(grid[1, 1], sharex=right)
+    models = list(dict.fromkeys(table["model"]))
+    k_mid = (len(models) - 1) / 2
+    zero_rows: list[str] = []
+    for k, model in enumerate(models):
+        rows = table[table["model"] == model].sort_values("n_train")
+        x = rows["n_train"].to_numpy(dtype=float) * 1.04 ** (k - k_mid)
+        style = dict(marker=_MARKERS[k % len(_MARKERS)], ls=_STYLES[k % len(_STYLES)], color=f"C{k}", ms=5,
+                     mfc="none" if k % 2 else None, label=model)
+        left.plot(x, 1000 * rows["test_rmse_dE"].to_numpy(), **style)
+        dde = 1000 * rows["test_ddE"].to_numpy(dtype=float)
+        exact = dde == 0.0
+        right.plot(np.where(exact, np.nan, x), np.where(exact, np.nan, dde), **style)
+        if exact.any():
+            zero_rows.append(model)
+            zero.plot(x[exact], np.full(exact.sum(), len(zero_rows) - 1), **{**style, "ls": "none"})
     left.set(xscale="log", yscale="log", xlabel="training events", ylabel="test RMSE dE (meV)")
-    right.set(xscale="log", yscale="log", xlabel="training events", ylabel="test ddE (meV)")
     left.legend(fontsize=8)
-    fig.tight_layout()
+    right.set(xscale="log", ylabel="test ddE (meV)")
+    if any(line.get_ydata().size and np.isfinite(line.get_ydata()).any() for line in right.get_lines()):
+        right.set_yscale("log")
+    right.tick_params(labelbottom=False)
+    zero.set(xlabel="training events", ylim=(-0.7, max(1, len(zero_rows)) - 0.3))
+    zero.set_yticks(range(len(zero_rows)), zero_rows, fontsize=7)
+    zero.set_ylabel("exactly 0", fontsize=8, rotation=0, ha="right", va="center")
+    if not zero_rows:
+        zero.text(0.5, 0.5, "no model with ddE = 0", transform=zero.transAxes, ha="center", va="center",
+                  fontsize=7, color="0.4")
+    right.legend(fontsize=8)
+    fig.text(0.99, 0.01, "points of each model offset sideways by a few % so that equal curves stay visible",
+             ha="right", va="bottom", fontsize=6, color="0.4")
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.15, top=0.95, wspace=0.38)
     fig.savefig(out, dpi=150)
     plt.close(fig)
 
