@@ -423,3 +423,123 @@ def test_failed_snakemake_job_leaves_its_error_in_the_log(tmp_path: Path) -> Non
     assert done.returncode != 0
     text = (tmp_path / "logs" / "q.log").read_text()
     assert "Traceback" in text and "ValueError: bad input q" in text, done.stderr[-3000:]
+
+
+# --- a damaged kMC checkpoint: named, skipped, the run goes on ---------------------------
+
+
+@pytest.fixture
+def one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _kmc_case():
+    import numpy as np
+
+    from dbkmc.kmc import KMC, RunHooks, Schedule
+    from dbkmc.lattice import Lattice
+    from kmc_models import pair_model
+
+    lat = Lattice("bcc", 4, 3.2)
+    model = pair_model(lat, n_species=3, seed=5)
+    rng = np.random.default_rng(1)
+    d = rng.integers(1, 4, lat.n_sites)
+    d[rng.choice(lat.n_sites, 1, replace=False)] = 0
+    sched = Schedule(n_jumps=600, record=[0, 150, 500, 600], snapshots=[], checkpoint_every=200)
+
+    def engine():
+        return KMC(model, d, [500.0, 2000.0], seed=9, block=128)
+
+    def hooks():
+        return RunHooks(record=lambda e: [{"jumps": e.step, "time": e.time.tolist(), "digits": e.digits.sum().item()}])
+
+    return engine, hooks, sched
+
+
+@pytest.mark.parametrize("damage", ["truncate_latest", "empty_latest", "garbage_both"])
+def test_damaged_checkpoint_is_named_and_the_run_still_ends_exactly(tmp_path: Path, caplog, damage: str,
+                                                                       one_thread: None) -> None:
+    import logging
+
+    import torch
+
+    from dbkmc.kmc import previous_checkpoint, simulate
+
+    engine, hooks, sched = _kmc_case()
+    ref = engine()
+    rows_ref = simulate(ref, sched, hooks(), progress=False)
+    ck = tmp_path / "checkpoint.pt"
+    first = engine()
+    with pytest.raises(KeyboardInterrupt):
+        simulate(first, sched, hooks(), checkpoint=ck, fingerprint="x", progress=False, stop_after=400)
+    prev = previous_checkpoint(ck)
+    assert ck.is_file() and prev.is_file()  # at 400 and at 200 jumps
+    damaged = [ck] if damage.endswith("latest") else [ck, prev]
+    for path in damaged:
+        data = path.read_bytes()
+        path.write_bytes({"truncate": data[: len(data) // 2], "empty": b"",
+                          "garbage": b"not a checkpoint"}[damage.split("_")[0]])
+    second = engine()
+    with caplog.at_level(logging.INFO, logger="dbkmc.kmc"):
+        rows = simulate(second, sched, hooks(), checkpoint=ck, fingerprint="x", progress=False)
+    for path in damaged:
+        assert f"checkpoint {path} is unreadable" in caplog.text
+    if damage.endswith("latest"):
+        assert f"resumed from {prev} at 200 jumps" in caplog.text
+    else:
+        assert "starting from the beginning" in caplog.text and "resumed" not in caplog.text
+    assert torch.equal(second.digits, ref.digits) and torch.equal(second.time, ref.time)
+    assert rows == rows_ref
+
+
+def test_checkpoint_is_written_atomically_and_the_previous_kept(tmp_path: Path, one_thread: None) -> None:
+    from dbkmc.kmc import load_checkpoint, previous_checkpoint, simulate
+
+    engine, hooks, sched = _kmc_case()
+    ck = tmp_path / "checkpoint.pt"
+    with pytest.raises(KeyboardInterrupt):
+        simulate(engine(), sched, hooks(), checkpoint=ck, fingerprint="x", progress=False, stop_after=400)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "checkpoint.pt.prev"]  # no .tmp left
+    assert load_checkpoint(ck, "x")["engine"]["step"] == 400
+    assert load_checkpoint(previous_checkpoint(ck), "x")["engine"]["step"] == 200
+
+
+def test_kmc_stage_rerun_after_a_truncated_checkpoint(tmp_path: Path, one_thread: None) -> None:
+    """Rule kmc: kill, truncate the checkpoint, rerun: the outputs of an uninterrupted run, work folder gone."""
+    import numpy as np
+    import pandas as pd
+
+    from dbkmc.kmc_stage import kmc_step
+
+    run = validate_config({
+        "potentials": {"p": {"pair_style": "eam/alloy", "pair_coeff": "* * {t} {elements}",
+                             "files": {"t": "CuNi.eam.alloy"}, "elements": ["Cu", "Ni"]}},
+        "datasets": {"d": {"potential": "p", "lattice": "fcc", "compositions": {"c": {"Cu": 1.0}}}},
+        "kmc": {"device": "cpu", "runs": {"small": {
+            "structure": {"dump": str(DUMP), "species": ["Nb", "Mo", "Ta"]},
+            "rate_model": {"kind": "nnk_published", "weights": str(WEIGHTS), "species": ["Nb", "Mo", "Ta"]},
+            "temperatures": [1000], "n_jumps": 300, "seed": 1, "record": {"first": 100, "per_decade": 2},
+            "snapshots": {"count": 2}, "checkpoint_every": 100}}},
+    })["kmc"]["runs"]["small"]
+
+    def outputs(folder: Path) -> dict:
+        folder.mkdir(exist_ok=True)
+        return {"timeseries": folder / "ts.parquet", "final": folder / "final.npz",
+                "snapshots": folder / "snapshots", "summary": folder / "summary.json"}
+
+    kmc_step("small", run, "cpu", False, outputs(tmp_path / "ref"), tmp_path / "ref_work")
+    with pytest.raises(KeyboardInterrupt):
+        kmc_step("small", run, "cpu", False, outputs(tmp_path / "b"), tmp_path / "work", stop_after=200)
+    ck = tmp_path / "work" / "checkpoint.pt"
+    ck.write_bytes(ck.read_bytes()[:100])
+    kmc_step("small", run, "cpu", False, outputs(tmp_path / "b"), tmp_path / "work")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "b" / "ts.parquet"),
+                                  pd.read_parquet(tmp_path / "ref" / "ts.parquet"))
+    a, b = np.load(tmp_path / "b" / "final.npz"), np.load(tmp_path / "ref" / "final.npz")
+    assert np.array_equal(a["digits"], b["digits"]) and np.array_equal(a["time_s"], b["time_s"])
+    assert not (tmp_path / "work").exists()

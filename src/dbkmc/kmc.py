@@ -532,25 +532,73 @@ def run_fingerprint(params: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def previous_checkpoint(path: str | Path) -> Path:
+    """Where :func:`save_checkpoint` keeps the checkpoint before the latest one."""
+    path = Path(path)
+    return path.with_name(path.name + ".prev")
+
+
+def remove_checkpoints(path: str | Path) -> None:
+    for p in (Path(path), previous_checkpoint(path)):
+        p.unlink(missing_ok=True)
+
+
 def save_checkpoint(path: str | Path, engine: KMC, rows: list[dict], fingerprint: str) -> None:
-    """Atomically write the engine state and the recorded rows."""
+    """Atomically write the engine state and the recorded rows; the one before is kept as ``<path>.prev``."""
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save({"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "engine": engine.state_dict(),
                 "rows": rows}, tmp)
+    if path.is_file():
+        os.replace(path, previous_checkpoint(path))
     os.replace(tmp, path)
 
 
 def load_checkpoint(path: str | Path, fingerprint: str) -> dict[str, Any] | None:
-    """The checkpoint at ``path`` if it belongs to this run, else None (a stale one is logged)."""
+    """The checkpoint at ``path`` if it is readable and belongs to this run, else None (logged).
+
+    A truncated or otherwise unreadable file is reported by name and skipped.
+    """
     path = Path(path)
     if not path.is_file():
         return None
-    ck = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(ck, dict) or not isinstance(ck.get("engine"), dict) or not isinstance(ck.get("rows"), list):
+            raise ValueError("not a kMC checkpoint (no engine state and rows)")
+    except Exception as err:  # noqa: BLE001 - any damage to the file (truncation: RuntimeError, EOFError, ...)
+        log.warning("checkpoint %s is unreadable (%s: %s); not resuming from it", path, type(err).__name__, err)
+        return None
     if ck.get("format") != CHECKPOINT_FORMAT or ck.get("fingerprint") != fingerprint:
         log.warning("checkpoint %s belongs to another run or format; starting afresh", path)
         return None
     return ck
+
+
+def resume(engine: KMC, checkpoint: str | Path, fingerprint: str) -> list[dict] | None:
+    """Load the latest good checkpoint of this run into ``engine``; its recorded rows, or None.
+
+    Tries ``checkpoint``, then the one before it (``<checkpoint>.prev``). A file that
+    cannot be read or loaded is named in a warning and skipped; with none left the
+    engine keeps its initial state and the run starts from the beginning.
+    """
+    initial = {k: v.clone() if isinstance(v, Tensor) else v for k, v in engine.state_dict().items()}
+    for path in (Path(checkpoint), previous_checkpoint(checkpoint)):
+        ck = load_checkpoint(path, fingerprint)
+        if ck is None:
+            continue
+        try:
+            engine.load_state_dict(ck["engine"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+            log.warning("checkpoint %s does not fit this run (%s: %s); not resuming from it",
+                        path, type(err).__name__, err)
+            engine.load_state_dict(initial)
+            continue
+        log.info("resumed from %s at %d jumps", path, engine.step)
+        return list(ck["rows"])
+    if Path(checkpoint).exists() or previous_checkpoint(checkpoint).exists():
+        log.warning("no usable checkpoint in %s; starting from the beginning", Path(checkpoint).parent)
+    return None
 
 
 def simulate(engine: KMC, schedule: Schedule, hooks: RunHooks, checkpoint: str | Path | None = None,
@@ -566,10 +614,8 @@ def simulate(engine: KMC, schedule: Schedule, hooks: RunHooks, checkpoint: str |
     from tqdm import tqdm
 
     rows: list[dict] = []
-    if checkpoint is not None and (ck := load_checkpoint(checkpoint, fingerprint)) is not None:
-        engine.load_state_dict(ck["engine"])
-        rows = list(ck["rows"])
-        log.info("resumed from %s at %d jumps", checkpoint, engine.step)
+    if checkpoint is not None and (resumed := resume(engine, checkpoint, fingerprint)) is not None:
+        rows = resumed
     record, snaps = set(schedule.record), set(schedule.snapshots)
     if engine.step == 0:
         if 0 in record:

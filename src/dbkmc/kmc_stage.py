@@ -21,7 +21,16 @@ import torch
 
 from . import analysis
 from .composition import exact_counts
-from .kmc import KMC, RunHooks, Schedule, log_spaced_steps, resolve_device, run_fingerprint, simulate
+from .kmc import (
+    KMC,
+    RunHooks,
+    Schedule,
+    log_spaced_steps,
+    remove_checkpoints,
+    resolve_device,
+    run_fingerprint,
+    simulate,
+)
 from .kmc_io import load_final, write_dump_frame
 from .lattice import Lattice
 from .rates import RateModel, build_rate_model
@@ -207,7 +216,7 @@ def kmc_step(name: str, run: Mapping[str, Any], device: str, progress: bool, out
                "wall_s_this_job": round(wall, 3), "rate_model": run["rate_model"]["kind"],
                "has_energy": bool(model.has_energy), "engine_path": engine.path}
     Path(out["summary"]).write_text(json.dumps(summary, indent=2) + "\n")
-    checkpoint.unlink(missing_ok=True)
+    remove_checkpoints(checkpoint)  # and the one before it
     for leftover in staged.glob("*"):
         leftover.unlink()
     staged.rmdir()
