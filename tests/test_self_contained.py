@@ -25,8 +25,10 @@ def absolute_paths(text: str) -> list[str]:
 
 
 def test_the_detector_finds_a_machine_path():
-    assert absolute_paths("weights: /work/shared/nnk_nbmota/weights.npy") == ["/work/shared/nnk_nbmota/weights.npy"]
-    assert absolute_paths('SHARED = Path("/home/me/data")') == ["/home/me/data"]
+    # built from pieces, so this file does not hold the paths it looks for
+    shared, home = "/" + "work/shared/nnk_nbmota/weights.npy", "/" + "home/me/data"
+    assert absolute_paths(f"weights: {shared}") == [shared]
+    assert absolute_paths(f'SHARED = Path("{home}")') == [home]
     assert absolute_paths("weights: data/nnk_nbmota/weights.npy") == []
 
 
