@@ -543,3 +543,13 @@ def test_kmc_stage_rerun_after_a_truncated_checkpoint(tmp_path: Path, one_thread
     a, b = np.load(tmp_path / "b" / "final.npz"), np.load(tmp_path / "ref" / "final.npz")
     assert np.array_equal(a["digits"], b["digits"]) and np.array_equal(a["time_s"], b["time_s"])
     assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize("key, value", [("ftol", float("inf")), ("ftol", float("nan")), ("spring", 0.0),
+                                        ("max_iter", 2.0), ("n_images", 0)])
+def test_neb_settings_refuse_what_cannot_converge(key: str, value: Any) -> None:
+    from dbkmc.neb import NEBSettings
+
+    with pytest.raises(ValueError, match=f"neb.{key}: need"):
+        NEBSettings(**{key: value})
+    assert NEBSettings().ftol == 0.01

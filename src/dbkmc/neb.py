@@ -16,6 +16,7 @@ within 0.3 meV.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -40,6 +41,17 @@ class NEBSettings:
     f_dec: float = 0.5
     alpha_start: float = 0.25
     f_alpha: float = 0.99
+
+    def __post_init__(self) -> None:
+        """Refuse settings under which FIRE cannot converge honestly (an infinite ftol accepts any path)."""
+        for name in ("n_images", "max_iter", "n_min"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"neb.{name}: need an integer >= 1, got {value!r}")
+        for name in ("spring", "ftol", "dt", "dt_max", "max_step", "f_inc", "f_dec", "alpha_start", "f_alpha"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float | np.number) and math.isfinite(value) and value > 0):
+                raise ValueError(f"neb.{name}: need a finite number > 0, got {value!r}")
 
 
 @dataclass
