@@ -24,8 +24,11 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --no-deps torchani==2.9.0
 	touch $@
 
-# Snakemake also reads profiles/default/ by itself (the workflow profile).
+# Snakemake also reads profiles/default/ by itself (the workflow profile). The config is
+# checked first: a problem Snakemake's own config loading cannot report (a YAML value that
+# refers to itself) is then one line, like every other config error.
 run: $(VENV)/.installed
+	$(VENV)/bin/dbkmc check-config $(CONFIG)
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
 
 test: $(VENV)/.installed

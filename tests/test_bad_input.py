@@ -553,3 +553,9 @@ def test_neb_settings_refuse_what_cannot_converge(key: str, value: Any) -> None:
     with pytest.raises(ValueError, match=f"neb.{key}: need"):
         NEBSettings(**{key: value})
     assert NEBSettings().ftol == 0.01
+
+
+def test_cli_self_referencing_config(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "selfref.yaml"
+    path.write_text("run: x\npotentials: &p {a: *p}\n")
+    cli_fails(capsys, ["check-config", str(path)], "config error at potentials.a: refers to itself")
