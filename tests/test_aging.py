@@ -74,6 +74,9 @@ def test_cuni_aging_with_detailed_balance_rates(tmp_path) -> None:
     table = aging_step(out / "timeseries.parquet", ["Cu", "Ni"], "aging", tmp_path / "aging.csv",
                        tmp_path / "aging.png")
     assert sorted(table["temperature"].unique()) == [400.0, 1000.0]
+    csv = pd.read_csv(tmp_path / "aging.csv")  # units in the header
+    assert list(csv.columns) == ["temperature_K", *table.columns[1:]] and "time_s" in csv and "energy_eV" in csv
+    np.testing.assert_allclose(csv["temperature_K"], table["temperature"])
     assert table["jumps"].max() == 300 and np.isfinite(table["energy_eV"]).all()
     assert (tmp_path / "aging.png").stat().st_size > 10_000
     # the recorded energy is the model's M_KOL energy of the final configuration

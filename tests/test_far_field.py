@@ -58,11 +58,11 @@ def test_noise_floor_counts_every_cell_and_refuses_missing_ones():
     acc = sampled.iloc[[0, 1, 2, 4, 5, 6]].assign(dE=[0.1, 0.2, 0.4, 0.0, 0.01, 0.02],
                                                    E_KRA=[0.7, 0.8, 0.9, 0.75, 0.75, 0.76])
     rej = sampled.iloc[[3]].assign(reject_reason="neb_not_converged")
-    table = noise_floor(sampled, acc, rej).set_index("r_cut")
+    table = noise_floor(sampled, acc, rej).set_index("r_cut_angstrom")
     assert table.loc[3.2, "n_accepted"] == 3 and table.loc[3.2, "n_rejected"] == 1
-    assert np.isclose(table.loc[3.2, "std_dE"], np.std([0.1, 0.2, 0.4], ddof=1))
-    assert np.isclose(table.loc[6.0, "std_E_KRA"], np.std([0.75, 0.75, 0.76], ddof=1))
-    assert np.isclose(table.loc[6.0, "std_dE_se"], table.loc[6.0, "std_dE"] / 2.0)
+    assert np.isclose(table.loc[3.2, "std_dE_eV"], np.std([0.1, 0.2, 0.4], ddof=1))
+    assert np.isclose(table.loc[6.0, "std_E_KRA_eV"], np.std([0.75, 0.75, 0.76], ddof=1))
+    assert np.isclose(table.loc[6.0, "std_dE_se_eV"], table.loc[6.0, "std_dE_eV"] / 2.0)
     with pytest.raises(ValueError, match="neither accepted nor rejected"):
         noise_floor(sampled, acc.iloc[1:], rej)
 
@@ -89,7 +89,7 @@ def test_far_field_runs_through_the_dataset_stage_neb(tmp_path):
     assert run.returncode == 0, run.stderr[-4000:]
     out = tmp_path / "results" / "far"
     table = pd.read_csv(out / "tables" / "far_field.csv")
-    assert table["r_cut"].tolist() == [2.6, 4.0]
+    assert table["r_cut_angstrom"].tolist() == [2.6, 4.0]
     assert (table["n_accepted"] + table["n_rejected"] == 2).all()
     assert (out / "figures" / "fig11_far_field.png").stat().st_size > 0
     ds = out / "datasets" / FAR_FIELD_DATASET

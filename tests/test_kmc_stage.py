@@ -114,6 +114,7 @@ def test_analyses_and_figures_from_the_outputs(tmp_path, uninterrupted, run_cfg,
                       tmp_path / "order.json", tmp_path / "f3a.png", tmp_path / "f3b.png")
     order = json.loads((tmp_path / "order.json").read_text())
     table = pd.read_csv(tmp_path / "order.csv")
+    assert table.columns[0] == "temperature_K"  # units in the header
     assert order["pair"] == "delta_MoTa" and order["peak_temperature_K"] in (500.0, 2500.0)
     assert order["peak_value"] == pytest.approx(table["delta_MoTa"].max())
     with caplog.at_level(logging.INFO, logger="dbkmc.kmc_stage"):
@@ -126,7 +127,7 @@ def test_analyses_and_figures_from_the_outputs(tmp_path, uninterrupted, run_cfg,
     # vacancy and its neighbours left out; the starting configuration at both temperatures too
     assert per_site.groupby(["configuration", "temperature"]).size().tolist() == [1023 - 8] * 4
     assert per_site["R"].between(0, 1).all()
-    per_t = pd.read_csv(tmp_path / "r.csv").set_index(["configuration", "temperature"])
+    per_t = pd.read_csv(tmp_path / "r.csv").set_index(["configuration", "temperature_K"])
     assert per_t.loc[("final", 500.0), "mean_R"] < per_t.loc[("final", 2500.0), "mean_R"]  # hotter: more random
     summary = json.loads((tmp_path / "r.json").read_text())
     assert {"peak_temperature_K", "initial_peak_temperature_K"} <= set(summary)
@@ -147,6 +148,7 @@ def test_analyses_and_figures_from_the_outputs(tmp_path, uninterrupted, run_cfg,
     b2_report_step(uninterrupted / "snapshots", uninterrupted / "final.npz", {"a": "Mo", "b": "Ta", "fraction": 0.75},
                    "small", tmp_path / "c.csv", tmp_path / "s.csv", tmp_path / "f5.png")
     snaps = pd.read_csv(tmp_path / "s.csv")
+    assert "temperature_K" in snaps and "temperature_K" in pd.read_csv(tmp_path / "c.csv")
     assert len(snaps) == 6 and (snaps["units"] > 0).all()
     for f in ("f3a", "f3b", "f4b", "f4c", "f5"):
         assert (tmp_path / f"{f}.png").stat().st_size > 10_000

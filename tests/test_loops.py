@@ -248,7 +248,7 @@ def test_loop_drift_and_markov_steps_write_their_tables(models, tmp_path):
     table = pd.read_csv(tmp_path / "drift.csv")
     assert sorted(table["L"].unique()) == [3, 7, 11, 12] and set(table["model"]) == set(de_dirs)
     assert (table["status"] == "ok").all() and (table["n_loops"] == 4).all()
-    assert table[table["model"] == "M_KOL"]["max_abs_E_net"].max() <= 1e-5
+    assert table[table["model"] == "M_KOL"]["max_abs_E_net_eV"].max() <= 1e-5
     assert len(pd.read_parquet(tmp_path / "loops.parquet")) == 4 * 4 * 4 and (tmp_path / "fig9.png").stat().st_size
     assert len(summary) == len(table)
     cfg["markov"].update(supercell=2, n_solutes=0)   # 32 states: the glue, not the physics (tested above)

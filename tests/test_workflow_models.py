@@ -1,6 +1,7 @@
 """Snakemake integration of the model stage on the reference dataset (tiny ensembles, few epochs)."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -37,13 +38,28 @@ def run(tmp_path_factory):
 def test_table2_and_exact_detailed_balance(run):
     table = pd.read_csv(run / "tables" / "table2.csv")
     assert list(table["model"]) == ["M_NC", "M_SAS", "M_HAS", "M_KOL"]
-    ddE = table.set_index("model")["test_ddE"]
+    ddE = table.set_index("model")["test_ddE_eV"]
     assert ddE["M_HAS"] <= 1e-6 and ddE["M_KOL"] <= 1e-6
     assert ddE["M_NC"] > 1e-6  # an unconstrained model is not antisymmetric
     assert (run / "tables" / "table2.md").read_text().count("M_") >= 4
     for name in ("sas_sweep.png", "fig8_learning_curves.png", "models/parity_KRA.png",
                  "models/forward_reverse_M_NC.png", "models/parity_M_KOL.png"):
         assert (run / "figures" / name).stat().st_size > 0
+
+
+UNIT_SUFFIXES = ("_eV", "_meV", "_K", "_s", "_angstrom", "_pct")
+# a column whose name says it holds an energy, a temperature, a time or a length
+PHYSICAL = re.compile(r"rmse|ddE|dE|E_KRA|E_net|barrier|energy|temperature|time|r_cut")
+
+
+def test_every_csv_header_carries_its_units(run):
+    """A column of a physical quantity names its unit (``test_rmse_dE_eV``, ``temperature_K``)."""
+    tables = sorted((run / "tables").glob("*.csv"))
+    assert {"table2.csv", "sas_sweep.csv", "learning_curve.csv"} <= {t.name for t in tables}
+    for path in tables:
+        header = pd.read_csv(path, nrows=0).columns
+        bare = [c for c in header if PHYSICAL.search(c) and not c.endswith(UNIT_SUFFIXES)]
+        assert not bare, f"{path.name}: columns without a unit: {bare}"
 
 
 def test_metrics_cover_every_target(run):

@@ -59,6 +59,7 @@ def test_metrics_table_covers_every_part(run):
         assert (run / "figures" / "nnk" / name).stat().st_size > 0
     tern = pd.read_csv(run / "tables" / "nnk_ternary.csv")
     assert len(tern) == 6 and np.allclose(tern[["x_Nb", "x_Mo", "x_Ta"]].sum(axis=1), 1.0)
+    assert (tern["mean_barrier_eV"] > 0).all() and (tern["std_barrier_eV"] >= 0).all()
 
 
 def test_model_reloads_to_its_stored_predictions(run):

@@ -94,7 +94,7 @@ def aging_step(timeseries_path: str | Path, pair: Sequence[str], run: str, out_t
     """Rule kmc_aging: the replica-averaged aging table (CSV) and the figure of one kMC run."""
     timeseries = pd.read_parquet(timeseries_path)
     table = aging_table(timeseries, pair)
-    table.to_csv(out_table, index=False)
+    table.rename(columns={"temperature": "temperature_K"}).to_csv(out_table, index=False)
     temps = ", ".join(f"{t:g} K" for t in sorted(timeseries["temperature"].unique()))
     aging_figure(timeseries, pair, out_figure, title=f"kMC run {run}: aging at {temps}")
     return table

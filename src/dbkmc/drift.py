@@ -144,9 +144,9 @@ def loop_energy_sums(models: Mapping[str, LoadedModel], lattice: Lattice, loop_s
 def drift_summary(per_loop: pd.DataFrame, loop_set: LoopSet, models: Sequence[str]) -> pd.DataFrame:
     """``<|E_net|>(L)`` per model: one row per (model, L), including lengths without loops.
 
-    ``mean_abs_E_net``/``std_abs_E_net``/``max_abs_E_net``: over the loops,
-    from the ensemble-mean prediction; ``members_mean_abs_E_net`` and
-    ``members_std_abs_E_net``: ``<|E_net|>`` of each member alone, mean and
+    ``mean_abs_E_net_eV``/``std_abs_E_net_eV``/``max_abs_E_net_eV``: over the loops,
+    from the ensemble-mean prediction; ``members_mean_abs_E_net_eV`` and
+    ``members_std_abs_E_net_eV``: ``<|E_net|>`` of each member alone, mean and
     standard deviation over members. Lengths that were not reached keep their
     status and NaN values.
     """
@@ -159,12 +159,12 @@ def drift_summary(per_loop: pd.DataFrame, loop_set: LoopSet, models: Sequence[st
             if len(sel):
                 abs_net = np.abs(sel["E_net"].to_numpy())
                 per_member = np.abs(np.stack(sel["E_net_members"].to_numpy())).mean(axis=0)
-                row.update(mean_abs_E_net=abs_net.mean(), std_abs_E_net=abs_net.std(),
-                           max_abs_E_net=abs_net.max(), members_mean_abs_E_net=per_member.mean(),
-                           members_std_abs_E_net=per_member.std())
+                row.update(mean_abs_E_net_eV=abs_net.mean(), std_abs_E_net_eV=abs_net.std(),
+                           max_abs_E_net_eV=abs_net.max(), members_mean_abs_E_net_eV=per_member.mean(),
+                           members_std_abs_E_net_eV=per_member.std())
             else:
-                row.update(mean_abs_E_net=np.nan, std_abs_E_net=np.nan, max_abs_E_net=np.nan,
-                           members_mean_abs_E_net=np.nan, members_std_abs_E_net=np.nan)
+                row.update(mean_abs_E_net_eV=np.nan, std_abs_E_net_eV=np.nan, max_abs_E_net_eV=np.nan,
+                           members_mean_abs_E_net_eV=np.nan, members_std_abs_E_net_eV=np.nan)
             rows.append(row)
     return pd.DataFrame(rows)
 

@@ -28,8 +28,8 @@ def loop_drift_figure(summary: pd.DataFrame, out: str | Path) -> None:
         if not len(rows):
             continue
         L = rows["L"].to_numpy()
-        mean = rows["mean_abs_E_net"].to_numpy()
-        std = rows["std_abs_E_net"].to_numpy()
+        mean = rows["mean_abs_E_net_eV"].to_numpy()
+        std = rows["std_abs_E_net_eV"].to_numpy()
         style = _STYLES.get(str(name), "-")
         line, = lin.plot(L, mean, style, lw=1.4, label=name)
         lin.fill_between(L, np.maximum(mean - std, 0), mean + std, color=line.get_color(), alpha=0.12, lw=0)
@@ -52,7 +52,7 @@ def far_field_figure(table: pd.DataFrame, model_rmse: Mapping[str, float], model
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     ok = table[table["n_accepted"] > 1]
     for ax, q in ((left, "dE"), (right, "E_KRA")):
-        ax.errorbar(ok["r_cut"], 1000 * ok[f"std_{q}"], yerr=1000 * ok[f"std_{q}_se"], fmt="ko-", capsize=3,
+        ax.errorbar(ok["r_cut_angstrom"], 1000 * ok[f"std_{q}_eV"], yerr=1000 * ok[f"std_{q}_se_eV"], fmt="ko-", capsize=3,
                     label=f"NEB spread of {q} (far field redrawn)")
         names = [n for n in model_rmse if (n == "KRA") == (q == "E_KRA")]
         for i, name in enumerate(names):

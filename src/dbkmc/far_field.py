@@ -131,10 +131,10 @@ def noise_floor(sampled: pd.DataFrame, accepted: pd.DataFrame, rejected: pd.Data
     """Spread of dE and E_KRA per ``r_cut``: one row per cutoff.
 
     ``sampled``: the far-field events as sampled; ``accepted``/``rejected``:
-    the dataset stage's events and rejects. Columns: ``r_cut``, ``n_frozen``,
-    ``n_sampled``, ``n_accepted``, ``n_rejected``, ``mean_dE``, ``std_dE``,
-    ``std_dE_se``, ``mean_E_KRA``, ``std_E_KRA``, ``std_E_KRA_se`` (eV;
-    sample standard deviations, ``se`` = std / sqrt(2 (n - 1))), ``status``.
+    the dataset stage's events and rejects. Columns: ``r_cut_angstrom``, ``n_frozen``,
+    ``n_sampled``, ``n_accepted``, ``n_rejected``, ``mean_dE_eV``, ``std_dE_eV``,
+    ``std_dE_se_eV``, ``mean_E_KRA_eV``, ``std_E_KRA_eV``, ``std_E_KRA_se_eV``
+    (sample standard deviations, ``se`` = std / sqrt(2 (n - 1))), ``status``.
     """
     seen = set(accepted.get("event_id", [])) | set(rejected.get("event_id", []))
     missing = sorted(set(sampled["event_id"]) - seen)
@@ -148,15 +148,15 @@ def noise_floor(sampled: pd.DataFrame, accepted: pd.DataFrame, rejected: pd.Data
     for r_cut, design in sampled.groupby("r_cut", sort=True):
         acc = accepted[accepted["r_cut"] == r_cut] if len(accepted) else accepted
         n_rej = int((rejected["r_cut"] == r_cut).sum()) if len(rejected) else 0
-        row: dict[str, Any] = {"r_cut": float(r_cut), "n_frozen": int(design["n_frozen"].iloc[0]),
+        row: dict[str, Any] = {"r_cut_angstrom": float(r_cut), "n_frozen": int(design["n_frozen"].iloc[0]),
                                "n_sampled": len(design), "n_accepted": len(acc), "n_rejected": n_rej}
         n = len(acc)
         for q in ("dE", "E_KRA"):
             x = acc[q].to_numpy(np.float64) if n else np.empty(0)
             std = float(np.std(x, ddof=1)) if n > 1 else float("nan")
-            row[f"mean_{q}"] = float(np.mean(x)) if n else float("nan")
-            row[f"std_{q}"] = std
-            row[f"std_{q}_se"] = std / np.sqrt(2.0 * (n - 1)) if n > 1 else float("nan")
+            row[f"mean_{q}_eV"] = float(np.mean(x)) if n else float("nan")
+            row[f"std_{q}_eV"] = std
+            row[f"std_{q}_se_eV"] = std / np.sqrt(2.0 * (n - 1)) if n > 1 else float("nan")
         row["status"] = "ok" if n > 1 else f"too few accepted events ({n})"
         rows.append(row)
     return pd.DataFrame(rows)

@@ -46,10 +46,10 @@ def far_field_step(sampled_path, events_path, rejects_path, metrics_paths: Mappi
     metrics = {name: json.loads(Path(p).read_text()) for name, p in metrics_paths.items()}
     rmse = model_rmse(metrics)
     for name, value in rmse.items():
-        table[f"test_rmse_{name}"] = value
+        table[f"test_rmse_{name}_eV"] = value
     table.to_csv(out_csv, index=False)
     far_field_figure(table, rmse, model_r_cut if rmse else None, out_png)
     for row in table.itertuples():
-        log.info("r_cut %.2f A: %d accepted, %d rejected, std dE %.4f eV, std E_KRA %.4f eV", row.r_cut,
-                 row.n_accepted, row.n_rejected, row.std_dE, row.std_E_KRA)
+        log.info("r_cut %.2f A: %d accepted, %d rejected, std dE %.4f eV, std E_KRA %.4f eV", row.r_cut_angstrom,
+                 row.n_accepted, row.n_rejected, row.std_dE_eV, row.std_E_KRA_eV)
     return table

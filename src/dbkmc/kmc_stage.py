@@ -317,6 +317,6 @@ def randomness_rule_step(name: str, run: Mapping[str, Any], device: str, final_p
     initial = insert_vacancies(digits, int(run["n_vacancies"]), run["seed"])
     per_site, per_t, summary = randomness_step(final, model, initial=initial)
     per_site.to_parquet(per_site_out, index=False)
-    per_t.to_csv(per_t_out, index=False)
+    per_t.rename(columns={"temperature": "temperature_K"}).to_csv(per_t_out, index=False)
     summary.update({"run": name, "jumps_per_trajectory": int(final["jumps"])})
     Path(summary_out).write_text(json.dumps(summary, indent=2) + "\n")

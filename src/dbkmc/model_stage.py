@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -95,12 +95,26 @@ def _split(data: EventData, models_cfg: Mapping):
     return split_events(data.event_id, data.composition, tuple(models_cfg["split"]), models_cfg["seed"])
 
 
+def _de_columns_eV(table: pd.DataFrame, prefixes: Sequence[str]) -> dict[str, str]:
+    """CSV names with units of the dE metrics of :func:`dbkmc.training._flat`:
+    ``test_rmse`` -> ``test_rmse_dE_eV``, ``test_rmse_member_std`` -> ``test_rmse_dE_member_std_eV``,
+    ``test_ddE`` -> ``test_ddE_eV``."""
+    names = {}
+    for p in prefixes:
+        names.update({f"{p}_rmse": f"{p}_rmse_dE_eV", f"{p}_rmse_member_mean": f"{p}_rmse_dE_member_mean_eV",
+                      f"{p}_rmse_member_std": f"{p}_rmse_dE_member_std_eV", f"{p}_ddE": f"{p}_ddE_eV"})
+    missing = set(names) - set(table.columns)
+    if missing:
+        raise KeyError(f"dE metric columns {sorted(missing)} not in the table")
+    return names
+
+
 def sas_sweep_step(events_path, fingerprints_path, models_cfg: Mapping, out_csv, out_png, out_json) -> float:
     """Train M_SAS for each lambda of the grid; choose lambda on the validation set."""
     device = resolve_device(models_cfg["device"])
     data = load_event_data(events_path, fingerprints_path, device)
     sweep = sas_lambda_sweep(data, _split(data, models_cfg), models_cfg["sas_lambdas"], train_config(models_cfg))
-    table = sweep.table.rename(columns={"val_rmse": "val_rmse_dE", "test_rmse": "test_rmse_dE"})
+    table = sweep.table.rename(columns=_de_columns_eV(sweep.table, ("val", "test")))
     table.to_csv(out_csv, index=False)
     plots.sweep_figure(table, sweep.best_lambda, out_png)
     _write_json({"lambda": sweep.best_lambda}, out_json)
@@ -169,8 +183,7 @@ def learning_curve_step(events_path, fingerprints_path, models_cfg: Mapping, sas
     lam = json.loads(Path(sas_lambda_json).read_text())["lambda"]
     table = learning_curve(data, _split(data, models_cfg), DE_KINDS, models_cfg["learning_curve_fractions"],
                            train_config(models_cfg, sas_lambda=lam))
-    table = table.rename(columns={"kind": "model", "n_train_events": "n_train",
-                                  "test_rmse": "test_rmse_dE"})
+    table = table.rename(columns={"kind": "model", "n_train_events": "n_train", **_de_columns_eV(table, ("test",))})
     table.to_csv(out_csv, index=False)
     plots.learning_curve_figure(table, out_png)
 

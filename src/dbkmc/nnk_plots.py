@@ -96,7 +96,7 @@ def ternary_figure(table: pd.DataFrame, species: Sequence[str], title: str, out:
     # corners: species[0] bottom left, species[1] bottom right, species[2] top
     px = b + 0.5 * c
     py = (np.sqrt(3) / 2) * c
-    z = table["mean_barrier"].to_numpy()
+    z = table["mean_barrier_eV"].to_numpy()
     fig, ax = plt.subplots(figsize=(5.4, 4.6))
     tri = mtri.Triangulation(px, py)
     pc = ax.tripcolor(tri, z, shading="gouraud", cmap="viridis")

@@ -228,8 +228,8 @@ def ternary_mean_barriers(model: torch.nn.Module, lattice: Lattice, compositions
         e = barriers(model, enc, torch.as_tensor(digits), torch.as_tensor(vac)[:, None]).double().numpy()
         if not np.all(np.isfinite(e)):
             raise ValueError(f"barrier: NaN or inf at composition {x.tolist()}")
-        rows.append({**{f"x{k}": float(v) for k, v in enumerate(x)}, "mean_barrier": float(e.mean()),
-                     "std_barrier": float(e.std()), "n_paths": int(e.size)})
+        rows.append({**{f"x{k}": float(v) for k, v in enumerate(x)}, "mean_barrier_eV": float(e.mean()),
+                     "std_barrier_eV": float(e.std()), "n_paths": int(e.size)})
     return pd.DataFrame(rows)
 
 
@@ -243,7 +243,7 @@ def ternary_step(weights: str | Path, params: Mapping, out_csv: str | Path, out_
     table = table.rename(columns={f"x{k}": f"x_{s}" for k, s in enumerate(species)})
     table.to_csv(out_csv, index=False)
     nnk_plots.ternary_figure(table, species, "published NNK, random bcc " + "-".join(species), out_figure)
-    best = table.loc[table["mean_barrier"].idxmax()]
-    log.info("highest mean barrier %.4f eV at %s", best["mean_barrier"],
+    best = table.loc[table["mean_barrier_eV"].idxmax()]
+    log.info("highest mean barrier %.4f eV at %s", best["mean_barrier_eV"],
              {s: best[f"x_{s}"] for s in species})
     return table

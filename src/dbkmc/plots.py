@@ -57,8 +57,8 @@ def forward_reverse_figure(dE_forward: np.ndarray, dE_reverse: np.ndarray, title
 def sweep_figure(table: pd.DataFrame, chosen: float, out: str | Path) -> None:
     """M_SAS lambda sweep: validation RMSE and ddE against lambda."""
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.plot(table["lambda"], 1000 * table["val_rmse_dE"], "o-", label="validation RMSE dE")
-    ax.plot(table["lambda"], 1000 * table["val_ddE"], "s--", label="validation ddE")
+    ax.plot(table["lambda"], 1000 * table["val_rmse_dE_eV"], "o-", label="validation RMSE dE")
+    ax.plot(table["lambda"], 1000 * table["val_ddE_eV"], "s--", label="validation ddE")
     ax.axvline(chosen, color="0.5", lw=0.8, ls=":")
     ax.set(xlabel="lambda", ylabel="meV", title=f"M_SAS penalty sweep (chosen lambda = {chosen:g})")
     ax.legend(fontsize=8)
@@ -92,8 +92,8 @@ def learning_curve_figure(table: pd.DataFrame, out: str | Path) -> None:
         x = rows["n_train"].to_numpy(dtype=float) * 1.04 ** (k - k_mid)
         style = dict(marker=_MARKERS[k % len(_MARKERS)], ls=_STYLES[k % len(_STYLES)], color=f"C{k}", ms=5,
                      mfc="none" if k % 2 else None, label=model)
-        left.plot(x, 1000 * rows["test_rmse_dE"].to_numpy(), **style)
-        dde = 1000 * rows["test_ddE"].to_numpy(dtype=float)
+        left.plot(x, 1000 * rows["test_rmse_dE_eV"].to_numpy(), **style)
+        dde = 1000 * rows["test_ddE_eV"].to_numpy(dtype=float)
         exact = dde == 0.0
         right.plot(np.where(exact, np.nan, x), np.where(exact, np.nan, dde), **style)
         if exact.any():
@@ -126,11 +126,11 @@ def table2(metrics: Mapping[str, Mapping], models: Sequence[str] = ("M_NC", "M_S
         m = metrics[name]
         rows.append({
             "model": name,
-            "train_rmse_dE": m["train"]["rmse_dE"],
-            "test_rmse_dE": m["test"]["rmse_dE"],
-            "test_rmse_dE_member_mean": m["test"]["member_rmse_dE_mean"],
-            "test_rmse_dE_member_std": m["test"]["member_rmse_dE_std"],
-            "test_ddE": m["test"]["ddE"],
+            "train_rmse_dE_eV": m["train"]["rmse_dE"],
+            "test_rmse_dE_eV": m["test"]["rmse_dE"],
+            "test_rmse_dE_member_mean_eV": m["test"]["member_rmse_dE_mean"],
+            "test_rmse_dE_member_std_eV": m["test"]["member_rmse_dE_std"],
+            "test_ddE_eV": m["test"]["ddE"],
         })
     return pd.DataFrame(rows)
 
