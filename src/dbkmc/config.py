@@ -89,6 +89,9 @@ def validate_config(config: Mapping[str, Any], schema_path: str | Path | None = 
     non_finite = list(_non_finite_issues(cfg, ()))
     bad_paths = {p for p, _ in non_finite}  # their range errors would only repeat the point
     _raise([*non_finite, *(i for err in errors for i in _schema_issues(err) if i[0] not in bad_paths)])
+    from .kmc_config import expand_run_placeholders  # {run} in the kMC runs' file paths
+
+    _raise(list(expand_run_placeholders(cfg)))
     _raise(list(_semantic_issues(cfg)))
     return cfg
 
@@ -229,7 +232,7 @@ def _semantic_issues(cfg: Mapping[str, Any]) -> Iterator[Issue]:
     yield from _nnk_issues(cfg["nnk"], cfg["datasets"])
     from .kmc_config import kmc_issues  # the kMC stage's own cross-field checks
 
-    yield from kmc_issues(cfg["kmc"])
+    yield from kmc_issues(cfg["kmc"], run=cfg["run"], model_stage=cfg["models"]["dataset"] is not None)
 
 
 def _models_issues(models: Mapping[str, Any], datasets: Mapping[str, Any]) -> Iterator[Issue]:
