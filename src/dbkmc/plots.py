@@ -104,7 +104,7 @@ def learning_curve_figure(table: pd.DataFrame, out: str | Path) -> None:
     right.set(xscale="log", ylabel="test ddE (meV)")
     if any(line.get_ydata().size and np.isfinite(line.get_ydata()).any() for line in right.get_lines()):
         right.set_yscale("log")
-    right.tick_params(labelbottom=False)
+    right.tick_params(which="both", labelbottom=False)  # minor log ticks carry labels too
     zero.set(xlabel="training events", ylim=(-0.7, max(1, len(zero_rows)) - 0.3))
     zero.set_yticks(range(len(zero_rows)), zero_rows, fontsize=7)
     zero.set_ylabel("exactly 0", fontsize=8, rotation=0, ha="right", va="center")
