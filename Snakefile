@@ -15,7 +15,7 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
-from dbkmc.config import ConfigError, validate_config
+from dbkmc.core.config import ConfigError, validate_config
 
 
 # The demo config is the default; a --configfile replaces it (it is not merged into it).

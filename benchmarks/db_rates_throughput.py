@@ -4,7 +4,7 @@
 One barrier evaluation of a vacancy gives the barriers of its z jump paths:
 the Kolmogorov fingerprints of A and of the z final states, the z pairs of
 transition-wise fingerprints, the M_KOL state energies and the KRA energies
-(:class:`dbkmc.rates_db.DetailedBalanceRateModel`). With one vacancy per
+(:class:`dbkmc.kmc.rates.detailed_balance.DetailedBalanceRateModel`). With one vacancy per
 trajectory a kMC jump needs exactly one such evaluation, so "per vacancy" is
 "per jump".
 
@@ -13,11 +13,11 @@ Ways timed, on random Cu-Ni fcc configurations:
 - ``lattice tables``: ``model.barriers`` (precomputed AEV tables, one vacancy
   per trajectory, T trajectories per call), split into fingerprints and networks;
 - ``general featurizer``: the same barriers through the model stage's path,
-  :func:`dbkmc.fingerprints.featurize_events` on the z events of each vacancy
+  :func:`dbkmc.detailed_balance.fingerprints.featurize_events` on the z events of each vacancy
   and ``Ensemble.predict`` (the reference the tables replace);
 - size check: one trajectory's cost per jump on cells of 864 to 256,000 sites
   (nothing in a barrier evaluation scans the lattice);
-- ``kMC``: jumps/s of :mod:`dbkmc.kmc` with this rate model, when the engine is
+- ``kMC``: jumps/s of :mod:`dbkmc.kmc.engine` with this rate model, when the engine is
   importable.
 
 The cost depends on the architecture, not on the weights: with ``--models DIR``
@@ -47,11 +47,11 @@ import numpy as np
 import torch
 from results_md import torch_machine_description, update_results_md
 
-from dbkmc.fingerprints import AEVParams, featurize_events
-from dbkmc.lattice import Lattice
-from dbkmc.models import Ensemble, barrier, build_model
-from dbkmc.rates_db import DetailedBalanceRateModel, load_detailed_balance
-from dbkmc.sampling import occupation_to_str
+from dbkmc.detailed_balance.fingerprints import AEVParams, featurize_events
+from dbkmc.core.lattice import Lattice
+from dbkmc.detailed_balance.models import Ensemble, barrier, build_model
+from dbkmc.kmc.rates.detailed_balance import DetailedBalanceRateModel, load_detailed_balance
+from dbkmc.core.sampling import occupation_to_str
 
 SPECIES = ("Cu", "Ni")
 A_CUNI = 3.58
@@ -146,7 +146,7 @@ def time_general(model: DetailedBalanceRateModel, n_vacancies: int) -> float:
 
 def time_kmc(model: DetailedBalanceRateModel, batches: Sequence[int], jumps: int, device: str) -> list[dict]:
     try:
-        from dbkmc.kmc import KMC
+        from dbkmc.kmc.engine import KMC
     except ImportError:
         return []
     rows = []
@@ -205,7 +205,7 @@ def markdown_section(date: str, command: str, device: str, model_text: str, latt
     if kmc:
         lines += ["| kMC with the DB model | trajectories | jumps | wall [s] | jumps/s (total) |",
                   "|---|---:|---:|---:|---:|"]
-        lines += [f"| dbkmc.kmc | {r['T']} | {r['jumps']} | {r['wall']:.2f} | {r['jumps'] / r['wall']:,.0f} |"
+        lines += [f"| dbkmc.kmc.engine | {r['T']} | {r['jumps']} | {r['wall']:.2f} | {r['jumps'] / r['wall']:,.0f} |"
                   for r in kmc]
         lines.append("")
     return "\n".join(lines)

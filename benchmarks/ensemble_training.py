@@ -3,7 +3,7 @@
 
 Both ways train the same M freshly initialised members for the same number of
 epochs (no early stopping) on the same data, with the same per-member data
-order, Adam settings and minibatch size (:func:`dbkmc.training.fit_members`
+order, Adam settings and minibatch size (:func:`dbkmc.detailed_balance.training.fit_members`
 with ``batched=True`` and ``batched=False``). The batched way evaluates all
 members in one ``torch.func.functional_call`` under ``torch.vmap`` per
 minibatch; the other way trains each member as a plain ``nn.Module``.
@@ -36,9 +36,9 @@ from pathlib import Path
 import torch
 from results_md import torch_machine_description, update_results_md
 
-from dbkmc.fingerprints import AEVParams
-from dbkmc.models import MODEL_KINDS
-from dbkmc.training import EventData, TrainConfig, fit_members, init_members, split_events
+from dbkmc.detailed_balance.fingerprints import AEVParams
+from dbkmc.detailed_balance.models import MODEL_KINDS
+from dbkmc.detailed_balance.training import EventData, TrainConfig, fit_members, init_members, split_events
 
 REFERENCE = Path("data/reference_cuni/events.parquet")
 N_SYNTHETIC, D_SYNTHETIC = 5400, 128

@@ -7,10 +7,10 @@ kernel compiled) that runs one trajectory of the published NbMoTa NNK on
 The child reports, with ``time.perf_counter``:
 
 - imports: ``import torch`` and the dbkmc modules of the library path
-  (``dbkmc.kmc``, ``dbkmc.rates``, ``dbkmc.lammps_dump``);
+  (``dbkmc.kmc.engine``, ``dbkmc.kmc.rates.base``, ``dbkmc.neb.dump``);
 - start-up: from the start of the run (after the imports) to the end of the first
   jump: read the dump, map it onto the lattice, build the rate model (which imports
-  ``dbkmc.nnk`` and loads the weights), build the engine, compile the TorchScript
+  ``dbkmc.nnk.networks`` and loads the weights), build the engine, compile the TorchScript
   kernel and make one jump (each phase listed; wall time, and the process's CPU time
   for the whole start-up, which a loaded machine distorts less);
 - loop: the remaining jumps.
@@ -46,10 +46,10 @@ import numpy as np
 import torch
 torch.set_num_threads(1)
 t_torch = time.perf_counter()
-from dbkmc import kmc
-from dbkmc.kmc import KMC
-from dbkmc.lammps_dump import read_dump, to_lattice
-from dbkmc.rates import build_rate_model
+from dbkmc.kmc import engine as kmc
+from dbkmc.kmc.engine import KMC
+from dbkmc.neb.dump import read_dump, to_lattice
+from dbkmc.kmc.rates.base import build_rate_model
 t1 = time.perf_counter()
 c1 = time.process_time()
 data, n_jumps = sys.argv[1], int(sys.argv[2])

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""kMC throughput of dbkmc.kmc with the published NbMoTa NNK network (jumps per second).
+"""kMC throughput of dbkmc.kmc.engine with the published NbMoTa NNK network (jumps per second).
 
 Cases (issue 6 targets in brackets):
 
@@ -42,10 +42,10 @@ import numpy as np
 import torch
 from results_md import update_results_md
 
-from dbkmc.kmc import KMC
-from dbkmc.kmc_stage import build_structure
-from dbkmc.lammps_dump import read_dump, to_lattice
-from dbkmc.rates import build_rate_model
+from dbkmc.kmc.engine import KMC
+from dbkmc.stages.kmc import build_structure
+from dbkmc.neb.dump import read_dump, to_lattice
+from dbkmc.kmc.rates.base import build_rate_model
 
 SHARED = Path(__file__).resolve().parents[1] / "data" / "nnk_nbmota"
 SPECIES = ["Nb", "Mo", "Ta"]

@@ -7,7 +7,7 @@ Three figures, each in meV, printed as a table (and optionally written into
 far field
     For a few Cu50Ni50 events of the reference dataset: freeze the species of
     every site within ``r_cut`` of either vacancy site, shuffle the species on
-    the other sites, and rerun the pipeline's NEB (:func:`dbkmc.dataset.run_event`).
+    the other sites, and rerun the pipeline's NEB (:func:`dbkmc.neb.events.run_event`).
     The spread (std) of dE and E_KRA is the error no model with that window can
     beat: the far-field noise floor of issue 4's Fig 11, here in the reference
     4x4x4 cell.
@@ -35,13 +35,13 @@ import numpy as np
 import pandas as pd
 from results_md import write_dated_section
 
-from dbkmc.dataset import EventSettings, run_event
-from dbkmc.engine import EnginePool
-from dbkmc.fingerprints import AEVParams, featurize_events
-from dbkmc.lattice import Lattice
-from dbkmc.neb import NEBSettings
-from dbkmc.potentials import Potential
-from dbkmc.sampling import VACANCY, occupation_from_str, occupation_to_str
+from dbkmc.neb.events import EventSettings, run_event
+from dbkmc.neb.cell import EnginePool
+from dbkmc.detailed_balance.fingerprints import AEVParams, featurize_events
+from dbkmc.core.lattice import Lattice
+from dbkmc.neb.cineb import NEBSettings
+from dbkmc.neb.potentials import Potential
+from dbkmc.core.sampling import VACANCY, occupation_from_str, occupation_to_str
 
 REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference_cuni" / "events.parquet"
 N_SHELLS = 6

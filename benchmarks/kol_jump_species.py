@@ -42,11 +42,11 @@ import pandas as pd
 from kol_floor import REFERENCE, cuni_potential, ridge_rmse
 from results_md import write_dated_section
 
-from dbkmc.composition import vegard_lattice_parameter
-from dbkmc.engine import LammpsCell
-from dbkmc.fingerprints import AEVParams, featurize_events
-from dbkmc.lattice import Lattice
-from dbkmc.lattice_constants import measure_end_members
+from dbkmc.core.composition import vegard_lattice_parameter
+from dbkmc.neb.cell import LammpsCell
+from dbkmc.detailed_balance.fingerprints import AEVParams, featurize_events
+from dbkmc.core.lattice import Lattice
+from dbkmc.neb.lattice_constants import measure_end_members
 
 
 def bond_energy(n_cells: int, seed: int) -> tuple[float, float, float]:

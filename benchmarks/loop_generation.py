@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Cost of the closed-loop drift stage (Fig 9): cycle basis, loop growth, and featurising the hops.
 
-1. Cycle basis of the periodic first-neighbour graph: :func:`dbkmc.loops.cycle_basis`
+1. Cycle basis of the periodic first-neighbour graph: :func:`dbkmc.detailed_balance.loops.cycle_basis`
    (girth cycles plus fundamental cycles, greedy over GF(2)) against networkx's
    ``minimum_cycle_basis`` (the same cycle lengths; skipped above ``--nx-max-sites``).
-2. :func:`dbkmc.loops.grow_loops`: ``--n-loops`` distinct loops for every L in
+2. :func:`dbkmc.detailed_balance.loops.grow_loops`: ``--n-loops`` distinct loops for every L in
    ``--l-min .. --l-max``.
-3. Featurising the hops (:func:`dbkmc.fingerprints.featurize_events`, default AEV
+3. Featurising the hops (:func:`dbkmc.detailed_balance.fingerprints.featurize_events`, default AEV
    parameters) for ``--featurize-loops`` loops of length ``--l-max``, in hops per second.
    This is the part that dominates the rule: the paper setting (L = 3..100, 100 loops)
    has 505,000 hops.
@@ -25,9 +25,9 @@ import time
 import networkx as nx
 import numpy as np
 
-from dbkmc.fingerprints import AEVParams, featurize_events
-from dbkmc.lattice import Lattice
-from dbkmc.loops import cycle_basis, grow_loops, lattice_graph, loop_hop_events, loop_states, requested_lengths
+from dbkmc.detailed_balance.fingerprints import AEVParams, featurize_events
+from dbkmc.core.lattice import Lattice
+from dbkmc.detailed_balance.loops import cycle_basis, grow_loops, lattice_graph, loop_hop_events, loop_states, requested_lengths
 
 
 def main() -> None:

@@ -6,9 +6,9 @@ The system is one vacancy jump in the 255-atom Cu50Ni50 fcc 4x4x4 cell with
 
 pipeline way
     ``--workers`` processes (a fresh interpreter each, like one Snakemake job
-    per shard), each building one :class:`dbkmc.engine.EnginePool` (persistent
+    per shard), each building one :class:`dbkmc.neb.cell.EnginePool` (persistent
     serial LAMMPS instances) and running its round-robin share of the events
-    with :func:`dbkmc.dataset.run_event`. Wall time runs from before the first
+    with :func:`dbkmc.neb.events.run_event`. Wall time runs from before the first
     process starts to after the last one has returned its rows. Only accepted
     (converged, QC-clean) events count.
 
@@ -73,13 +73,13 @@ except ImportError:  # running from a checkout without PYTHONPATH
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     import dbkmc  # noqa: F401
 
-from dbkmc.composition import vegard_lattice_parameter
-from dbkmc.dataset import EventSettings, event_geometry, run_event
-from dbkmc.engine import EnginePool
-from dbkmc.lammps_env import mpi_bin_dir, mpi_env
-from dbkmc.neb import NEBSettings
-from dbkmc.potentials import Potential
-from dbkmc.sampling import sample_events, shard_of
+from dbkmc.core.composition import vegard_lattice_parameter
+from dbkmc.neb.events import EventSettings, event_geometry, run_event
+from dbkmc.neb.cell import EnginePool
+from dbkmc.neb.lammps_env import mpi_bin_dir, mpi_env
+from dbkmc.neb.cineb import NEBSettings
+from dbkmc.neb.potentials import Potential
+from dbkmc.core.sampling import sample_events, shard_of
 
 # --- the benchmark system ---------------------------------------------------------------------
 POTENTIAL_NAME = "cuni_eam"
@@ -108,7 +108,7 @@ def cuni_potential() -> Potential:
 # --- events -----------------------------------------------------------------------------------
 def _lattice_parameter() -> float:
     """Vegard lattice parameter of Cu50Ni50 from the potential's relaxed end members."""
-    from dbkmc.lattice_constants import measure_end_members  # noqa: PLC0415
+    from dbkmc.neb.lattice_constants import measure_end_members  # noqa: PLC0415
 
     return vegard_lattice_parameter(FRACTIONS, measure_end_members(cuni_potential(), SPECIES, LATTICE))
 

@@ -22,13 +22,13 @@ CUNI_EAM = {
 
 @pytest.fixture(scope="session")
 def cuni_potential():
-    from dbkmc.potentials import Potential
+    from dbkmc.neb.potentials import Potential
 
     return Potential.from_config("cuni_eam", CUNI_EAM)
 
 
 @pytest.fixture(scope="session")
 def cuni_end_members(cuni_potential) -> dict[str, float]:
-    from dbkmc.lattice_constants import measure_end_members
+    from dbkmc.neb.lattice_constants import measure_end_members
 
     return measure_end_members(cuni_potential, ["Cu", "Ni"], "fcc")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dbkmc.lattice import COORDINATION, Lattice
+from dbkmc.core.lattice import COORDINATION, Lattice
 
 
 class PairBondModel:

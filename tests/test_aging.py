@@ -8,13 +8,13 @@ import pytest
 import torch
 import yaml
 
-from dbkmc.aging import aging_step, aging_table
-from dbkmc.config import validate_config
-from dbkmc.fingerprints import AEVParams
-from dbkmc.kmc_stage import kmc_step, load_final
-from dbkmc.models import Ensemble, build_model
-from dbkmc.rates import build_rate_model
-from dbkmc.training import save_ensemble
+from dbkmc.kmc.aging import aging_step, aging_table
+from dbkmc.core.config import validate_config
+from dbkmc.detailed_balance.fingerprints import AEVParams
+from dbkmc.stages.kmc import kmc_step, load_final
+from dbkmc.detailed_balance.models import Ensemble, build_model
+from dbkmc.kmc.rates.base import build_rate_model
+from dbkmc.detailed_balance.training import save_ensemble
 
 
 def _series() -> pd.DataFrame:

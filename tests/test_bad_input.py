@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dbkmc.config import ConfigError, file_elements, load_config, resolve_potential_file, validate_config
+from dbkmc.core.config import ConfigError, file_elements, load_config, resolve_potential_file, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 SETFL_HEADER = "comment 1\ncomment 2\ncomment 3\n    2  Ni  Cu\n"
@@ -286,8 +286,8 @@ def test_cli_nnk_fractional_type(capsys, tmp_path: Path) -> None:
 
 
 def test_barrier_table_refuses_types_and_cutoff_directly() -> None:
-    from dbkmc.lammps_dump import read_dump, to_lattice
-    from dbkmc.nnk import PublishedNNK, barrier_table
+    from dbkmc.neb.dump import read_dump, to_lattice
+    from dbkmc.nnk.networks import PublishedNNK, barrier_table
 
     model = PublishedNNK.from_file(WEIGHTS)
     structure = to_lattice(read_dump(DUMP))
@@ -305,7 +305,7 @@ REFERENCE = REPO / "data" / "reference_cuni"
 
 
 def _import(tmp_path: Path, events: Any) -> dict:
-    from dbkmc.dataset_stage import import_step
+    from dbkmc.stages.dataset import import_step
 
     src = tmp_path / "src"
     src.mkdir(exist_ok=True)
@@ -375,7 +375,7 @@ def test_import_missing_barrier_column(tmp_path: Path, reference_events: Any, co
 def test_committed_datasets_pass_the_import_checks(source: Path) -> None:
     import pandas as pd
 
-    from dbkmc.dataset_stage import import_problems
+    from dbkmc.stages.dataset import import_problems
 
     assert import_problems(pd.read_parquet(source / "events.parquet")) == []
 
@@ -388,7 +388,7 @@ def test_uncaught_error_goes_to_the_log_file(tmp_path: Path) -> None:
     import sys
 
     script = tmp_path / "job.py"
-    script.write_text("import logging\nfrom dbkmc.logs import log_to_file\nlog_to_file(__import__('sys').argv[1])\n"
+    script.write_text("import logging\nfrom dbkmc.core.logs import log_to_file\nlog_to_file(__import__('sys').argv[1])\n"
                       "logging.getLogger('job').info('started')\nraise ValueError('the named problem')\n")
     log = tmp_path / "job.log"
     done = subprocess.run([sys.executable, str(script), str(log)], capture_output=True, text=True, timeout=60)
@@ -414,7 +414,7 @@ def test_failed_snakemake_job_leaves_its_error_in_the_log(tmp_path: Path) -> Non
     snakemake = Path(sys.executable).with_name("snakemake")
     if not snakemake.exists():
         snakemake = Path(shutil.which("snakemake") or "snakemake")
-    (tmp_path / "job.py").write_text("from dbkmc.logs import log_to_file\nlog_to_file(snakemake.log[0])\n"
+    (tmp_path / "job.py").write_text("from dbkmc.core.logs import log_to_file\nlog_to_file(snakemake.log[0])\n"
                                      "raise ValueError(f'bad input {snakemake.wildcards.x}')\n")
     (tmp_path / "Snakefile").write_text('rule a:\n    output: "out/{x}.txt"\n    log: "logs/{x}.log"\n'
                                         '    script: "job.py"\n')
@@ -441,8 +441,8 @@ def one_thread():
 def _kmc_case():
     import numpy as np
 
-    from dbkmc.kmc import KMC, RunHooks, Schedule
-    from dbkmc.lattice import Lattice
+    from dbkmc.kmc.engine import KMC, RunHooks, Schedule
+    from dbkmc.core.lattice import Lattice
     from kmc_models import pair_model
 
     lat = Lattice("bcc", 4, 3.2)
@@ -468,7 +468,7 @@ def test_damaged_checkpoint_is_named_and_the_run_still_ends_exactly(tmp_path: Pa
 
     import torch
 
-    from dbkmc.kmc import previous_checkpoint, simulate
+    from dbkmc.kmc.engine import previous_checkpoint, simulate
 
     engine, hooks, sched = _kmc_case()
     ref = engine()
@@ -485,7 +485,7 @@ def test_damaged_checkpoint_is_named_and_the_run_still_ends_exactly(tmp_path: Pa
         path.write_bytes({"truncate": data[: len(data) // 2], "empty": b"",
                           "garbage": b"not a checkpoint"}[damage.split("_")[0]])
     second = engine()
-    with caplog.at_level(logging.INFO, logger="dbkmc.kmc"):
+    with caplog.at_level(logging.INFO, logger="dbkmc.kmc.engine"):
         rows = simulate(second, sched, hooks(), checkpoint=ck, fingerprint="x", progress=False)
     for path in damaged:
         assert f"checkpoint {path} is unreadable" in caplog.text
@@ -498,7 +498,7 @@ def test_damaged_checkpoint_is_named_and_the_run_still_ends_exactly(tmp_path: Pa
 
 
 def test_checkpoint_is_written_atomically_and_the_previous_kept(tmp_path: Path, one_thread: None) -> None:
-    from dbkmc.kmc import load_checkpoint, previous_checkpoint, simulate
+    from dbkmc.kmc.engine import load_checkpoint, previous_checkpoint, simulate
 
     engine, hooks, sched = _kmc_case()
     ck = tmp_path / "checkpoint.pt"
@@ -514,7 +514,7 @@ def test_kmc_stage_rerun_after_a_truncated_checkpoint(tmp_path: Path, one_thread
     import numpy as np
     import pandas as pd
 
-    from dbkmc.kmc_stage import kmc_step
+    from dbkmc.stages.kmc import kmc_step
 
     run = validate_config({
         "potentials": {"p": {"pair_style": "eam/alloy", "pair_coeff": "* * {t} {elements}",
@@ -548,7 +548,7 @@ def test_kmc_stage_rerun_after_a_truncated_checkpoint(tmp_path: Path, one_thread
 @pytest.mark.parametrize("key, value", [("ftol", float("inf")), ("ftol", float("nan")), ("spring", 0.0),
                                         ("max_iter", 2.0), ("n_images", 0)])
 def test_neb_settings_refuse_what_cannot_converge(key: str, value: Any) -> None:
-    from dbkmc.neb import NEBSettings
+    from dbkmc.neb.cineb import NEBSettings
 
     with pytest.raises(ValueError, match=f"neb.{key}: need"):
         NEBSettings(**{key: value})

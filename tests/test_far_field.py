@@ -1,4 +1,4 @@
-"""Far-field noise floor (dbkmc.far_field): the redrawn cells, the statistics, and the run through the NEB stage."""
+"""Far-field noise floor (dbkmc.detailed_balance.far_field): the redrawn cells, the statistics, and the run through the NEB stage."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from dbkmc.far_field import FAR_FIELD_DATASET, far_field_events, frozen_sites, noise_floor
-from dbkmc.lattice import Lattice
-from dbkmc.sampling import occupation_from_str
+from dbkmc.detailed_balance.far_field import FAR_FIELD_DATASET, far_field_events, frozen_sites, noise_floor
+from dbkmc.core.lattice import Lattice
+from dbkmc.core.sampling import occupation_from_str
 from snakemake_helpers import REPO, planned_jobs, snakemake, write_config
 
 HALF = {"Cu": 0.5, "Ni": 0.5}

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dbkmc import plots
+from dbkmc.figures import models as plots
 
 
 @pytest.fixture

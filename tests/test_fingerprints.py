@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from dbkmc.dataset import event_geometry
-from dbkmc.fingerprints import (
+from dbkmc.neb.events import event_geometry
+from dbkmc.detailed_balance.fingerprints import (
     FINGERPRINT_KINDS,
     AEVParams,
     aev,
@@ -22,8 +22,8 @@ from dbkmc.fingerprints import (
     structure_fingerprints,
     transition_fingerprints,
 )
-from dbkmc.lattice import Lattice
-from dbkmc.sampling import occupation_from_str, occupation_to_str, sample_events
+from dbkmc.core.lattice import Lattice
+from dbkmc.core.sampling import occupation_from_str, occupation_to_str, sample_events
 
 SMALL_ANGULAR = AEVParams(r_cut=5.0, r_cut_angular=3.8, eta_R=4.0, eta_A=2.0, zeta=8.0)
 

@@ -1,4 +1,4 @@
-"""The kMC engine (dbkmc.kmc): sampling, clock, numerics, batching, several vacancies, restarts."""
+"""The kMC engine (dbkmc.kmc.engine): sampling, clock, numerics, batching, several vacancies, restarts."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from dbkmc.constants import KB_EV
-from dbkmc.kmc import KMC, RunHooks, Schedule, simulate, trajectory_key, uniform_reference, uniforms, _signed
-from dbkmc.lattice import NN_VECTORS, Lattice
+from dbkmc.core.constants import KB_EV
+from dbkmc.kmc.engine import KMC, RunHooks, Schedule, simulate, trajectory_key, uniform_reference, uniforms, _signed
+from dbkmc.core.lattice import NN_VECTORS, Lattice
 
 sys.path.insert(0, str(Path(__file__).parent))
 from kmc_models import PairBondModel, pair_model  # noqa: E402
@@ -256,8 +256,8 @@ def test_pair_model_local_path_matches_the_neighbour_list():
 
 @pytest.fixture(scope="module")
 def nnk_1024():
-    from dbkmc.lammps_dump import read_dump, to_lattice
-    from dbkmc.rates import build_rate_model
+    from dbkmc.neb.dump import read_dump, to_lattice
+    from dbkmc.kmc.rates.base import build_rate_model
 
     st = to_lattice(read_dump(SHARED / "nbmota_1024.dump"))
     spec = {"kind": "nnk_published", "weights": str(SHARED / "weights.npy"), "species": ["Nb", "Mo", "Ta"]}
@@ -266,12 +266,12 @@ def nnk_1024():
 
 def test_nnk_local_path_matches_the_published_encoder(nnk_1024):
     st, model = nnk_1024
-    from dbkmc.stencil import Stencil
+    from dbkmc.core.stencil import Stencil
 
     sites = torch.arange(0, 1024, 7)
     digits = torch.as_tensor(st.types).repeat(len(sites), 1)
     digits[torch.arange(len(sites)), sites] = 0
-    ref = model.barriers(digits, sites[:, None])[:, 0]  # dbkmc.nnk encoder + network as published
+    ref = model.barriers(digits, sites[:, None])[:, 0]  # dbkmc.nnk.networks encoder + network as published
     local = digits.gather(1, Stencil(st.lattice, model.stencil_offsets).sites(sites))
     fast = model.barriers_local(local)
     assert ref.shape == fast.shape == (len(sites), 8)
@@ -331,9 +331,9 @@ def test_nnk_exact_barrier_cache(nnk_1024, tmp_path):
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
 def test_our_trained_nnk_checkpoints_drive_the_engine(tmp_path, arch):
     """An fcc network saved by the NNK training code: folded local path equals the encoder path."""
-    from dbkmc import nnk
-    from dbkmc.nnk_training import NNKBarrierModel, NNKTrainConfig, build_network, save_nnk
-    from dbkmc.rates import build_rate_model
+    from dbkmc.nnk import networks as nnk
+    from dbkmc.nnk.training import NNKBarrierModel, NNKTrainConfig, build_network, save_nnk
+    from dbkmc.kmc.rates.base import build_rate_model
 
     lat = Lattice("fcc", 4, 3.6)
     cutoff = 5.2
@@ -367,7 +367,7 @@ def test_our_trained_nnk_checkpoints_drive_the_engine(tmp_path, arch):
 
 
 def test_time_series_rows_carry_energy_where_the_model_defines_it():
-    from dbkmc.kmc_stage import observables, trajectories
+    from dbkmc.stages.kmc import observables, trajectories
 
     lat = Lattice("bcc", 3, 3.2)
     model = pair_model(lat, n_species=2, seed=1)

@@ -1,4 +1,4 @@
-"""Analyses of kMC configurations (dbkmc.analysis) and the snapshot files (dbkmc.kmc_io)."""
+"""Analyses of kMC configurations (dbkmc.kmc.analysis) and the snapshot files (dbkmc.kmc.io)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from dbkmc import analysis
-from dbkmc.constants import KB_EV
-from dbkmc.kmc_io import read_dump_frames, write_dump_frame
-from dbkmc.lattice import Lattice
+from dbkmc.kmc import analysis
+from dbkmc.core.constants import KB_EV
+from dbkmc.kmc.io import read_dump_frames, write_dump_frame
+from dbkmc.core.lattice import Lattice
 
 
 def b2_digits(lat: Lattice) -> np.ndarray:
@@ -153,7 +153,7 @@ def test_snapshot_dumps_open_in_ase_and_round_trip(tmp_path):
 
 
 def test_locate_peak_marks_only_a_resolved_maximum():
-    from dbkmc.kmc_report import locate_peak, peak_label
+    from dbkmc.figures.kmc import locate_peak, peak_label
 
     T = [500, 600, 700, 800, 900, 1000]
     y = [1.0, 2.0, 5.0, 3.0, 2.0, 1.0]
@@ -174,7 +174,7 @@ def test_locate_peak_marks_only_a_resolved_maximum():
 
 
 def test_variance_sem_matches_the_spread_of_sample_variances():
-    from dbkmc.kmc_report import variance_sem
+    from dbkmc.figures.kmc import variance_sem
 
     rng = np.random.default_rng(0)
     samples = rng.uniform(size=(4000, 200))

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dbkmc.config import ConfigError, validate_config
+from dbkmc.core.config import ConfigError, validate_config
 from snakemake_helpers import REPO, SNAKEMAKE, planned_jobs
 
 DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())

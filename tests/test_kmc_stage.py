@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dbkmc.config import ConfigError, validate_config
+from dbkmc.core.config import ConfigError, validate_config
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -62,7 +62,7 @@ def outputs(folder: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, run_cfg):
-    from dbkmc.kmc_stage import kmc_step
+    from dbkmc.stages.kmc import kmc_step
 
     folder = tmp_path_factory.mktemp("ref")
     kmc_step("small", run_cfg, "cpu", False, outputs(folder), folder / "work")
@@ -90,7 +90,7 @@ def test_outputs_of_a_run(uninterrupted):
 
 
 def test_killed_run_resumes_to_the_same_outputs(tmp_path, uninterrupted, run_cfg):
-    from dbkmc.kmc_stage import kmc_step
+    from dbkmc.stages.kmc import kmc_step
 
     with pytest.raises(KeyboardInterrupt):
         kmc_step("small", run_cfg, "cpu", False, outputs(tmp_path), tmp_path / "work", stop_after=600)
@@ -107,8 +107,8 @@ def test_killed_run_resumes_to_the_same_outputs(tmp_path, uninterrupted, run_cfg
 
 
 def test_analyses_and_figures_from_the_outputs(tmp_path, uninterrupted, run_cfg, caplog):
-    from dbkmc.kmc_report import b2_report_step, order_report_step, randomness_figures_step
-    from dbkmc.kmc_stage import randomness_rule_step
+    from dbkmc.figures.kmc import b2_report_step, order_report_step, randomness_figures_step
+    from dbkmc.stages.kmc import randomness_rule_step
 
     order_report_step(uninterrupted / "timeseries.parquet", ["Mo", "Ta"], 0.5, "small", tmp_path / "order.csv",
                       tmp_path / "order.json", tmp_path / "f3a.png", tmp_path / "f3b.png")
@@ -117,7 +117,7 @@ def test_analyses_and_figures_from_the_outputs(tmp_path, uninterrupted, run_cfg,
     assert table.columns[0] == "temperature_K"  # units in the header
     assert order["pair"] == "delta_MoTa" and order["peak_temperature_K"] in (500.0, 2500.0)
     assert order["peak_value"] == pytest.approx(table["delta_MoTa"].max())
-    with caplog.at_level(logging.INFO, logger="dbkmc.kmc_stage"):
+    with caplog.at_level(logging.INFO, logger="dbkmc.stages.kmc"):
         randomness_rule_step("small", run_cfg, "cpu", uninterrupted / "final.npz", tmp_path / "r.parquet",
                              tmp_path / "r.csv", tmp_path / "r.json")
     progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("randomness ")]
@@ -132,9 +132,9 @@ def test_analyses_and_figures_from_the_outputs(tmp_path, uninterrupted, run_cfg,
     summary = json.loads((tmp_path / "r.json").read_text())
     assert {"peak_temperature_K", "initial_peak_temperature_K"} <= set(summary)
     # R of the starting configuration computed here equals a direct evaluation at one site
-    from dbkmc import analysis
-    from dbkmc.kmc_stage import build_structure, insert_vacancies, site_barriers
-    from dbkmc.rates import build_rate_model
+    from dbkmc.kmc import analysis
+    from dbkmc.stages.kmc import build_structure, insert_vacancies, site_barriers
+    from dbkmc.kmc.rates.base import build_rate_model
 
     lat, digits, species = build_structure(run_cfg["structure"], run_cfg["seed"])
     start = insert_vacancies(digits, 1, run_cfg["seed"])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dbkmc.lammps_dump import read_dump, read_dump_frames, to_lattice
+from dbkmc.neb.dump import read_dump, read_dump_frames, to_lattice
 
 
 def frame_text(timestep=0, atoms=None, columns="id type x y z", n=None, box="0 6.48"):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dbkmc.lattice import COORDINATION, NN_VECTORS, Lattice
+from dbkmc.core.lattice import COORDINATION, NN_VECTORS, Lattice
 
 
 @pytest.mark.parametrize("kind,n,z,n_sites", [("fcc", 3, 12, 108), ("bcc", 4, 8, 128), ("fcc", 4, 12, 256)])

@@ -1,4 +1,4 @@
-"""Lattice-precomputed AEVs (dbkmc.lattice_aev) against the general featurizer (dbkmc.fingerprints)."""
+"""Lattice-precomputed AEVs (dbkmc.detailed_balance.lattice_aev) against the general featurizer (dbkmc.detailed_balance.fingerprints)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from dbkmc.fingerprints import AEVParams, aev, featurize_events, kolmogorov_fingerprint, transition_fingerprints
-from dbkmc.lattice import Lattice
-from dbkmc.lattice_aev import LatticeAEV
-from dbkmc.sampling import occupation_to_str
+from dbkmc.detailed_balance.fingerprints import AEVParams, aev, featurize_events, kolmogorov_fingerprint, transition_fingerprints
+from dbkmc.core.lattice import Lattice
+from dbkmc.detailed_balance.lattice_aev import LatticeAEV
+from dbkmc.core.sampling import occupation_to_str
 
 # small grids keep the general featurizer quick; r_cut_angular < r_cut exercises the angular subset
 PARAMS = {

@@ -1,4 +1,4 @@
-"""Closed loops (dbkmc.loops), the exact Markov chain (dbkmc.markov) and the models on both (dbkmc.drift).
+"""Closed loops (dbkmc.detailed_balance.loops), the exact Markov chain (dbkmc.detailed_balance.markov) and the models on both (dbkmc.detailed_balance.drift).
 
 The models here are random (untrained) ensembles with a realistic output scale:
 the exact properties under test (M_KOL conserves energy on every loop; KOL+KRA
@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 import torch
 
-from dbkmc.config import ConfigError, validate_config
-from dbkmc.drift import Featurizer, loop_energy_sums, markov_check
-from dbkmc.drift_stage import loop_drift_step, markov_check_step
-from dbkmc.fingerprints import AEVParams, featurize_events
-from dbkmc.lattice import Lattice
-from dbkmc.loops import (
+from dbkmc.core.config import ConfigError, validate_config
+from dbkmc.detailed_balance.drift import Featurizer, loop_energy_sums, markov_check
+from dbkmc.stages.loops import loop_drift_step, markov_check_step
+from dbkmc.detailed_balance.fingerprints import AEVParams, featurize_events
+from dbkmc.core.lattice import Lattice
+from dbkmc.detailed_balance.loops import (
     cycle_basis,
     cycle_edges,
     grow_loops,
@@ -29,7 +29,7 @@ from dbkmc.loops import (
     loop_states,
     requested_lengths,
 )
-from dbkmc.markov import (
+from dbkmc.detailed_balance.markov import (
     K_B,
     boltzmann_weights,
     detailed_balance,
@@ -37,9 +37,9 @@ from dbkmc.markov import (
     rate_matrix,
     stationary_distribution,
 )
-from dbkmc.models import MODEL_KINDS, Ensemble, build_model
-from dbkmc.sampling import occupation_from_str
-from dbkmc.training import LoadedModel, save_ensemble
+from dbkmc.detailed_balance.models import MODEL_KINDS, Ensemble, build_model
+from dbkmc.core.sampling import occupation_from_str
+from dbkmc.detailed_balance.training import LoadedModel, save_ensemble
 
 SPECIES = ["Cu", "Ni"]
 A_FCC = 3.6

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from dbkmc.fingerprints import AEVParams
-from dbkmc.models import MODEL_KINDS, Ensemble, build_model
-from dbkmc.training import (
+from dbkmc.detailed_balance.fingerprints import AEVParams
+from dbkmc.detailed_balance.models import MODEL_KINDS, Ensemble, build_model
+from dbkmc.detailed_balance.training import (
     EventData,
     TrainConfig,
     fit_members,
@@ -154,12 +154,12 @@ def test_training_and_evaluation_log_progress(caplog) -> None:
     data = _synthetic(120)
     split = split_events(data.event_id, data.composition)
     cfg = SMALL.replace(max_epochs=12, patience=50)  # no early stop: epochs 1, 10, 12
-    with caplog.at_level(logging.INFO, logger="dbkmc.training"):
+    with caplog.at_level(logging.INFO, logger="dbkmc.detailed_balance.training"):
         fit = train_model("M_KOL", data, split, cfg)
         model_metrics(fit.ensemble, data, split)
         fit_members(init_members("KRA", D, data.directed(split.train), cfg.replace(max_epochs=2)),
                     data.directed(split.train), data.directed(split.val), cfg.replace(max_epochs=2), batched=False)
-    lines = [r.getMessage() for r in caplog.records if r.name == "dbkmc.training"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "dbkmc.detailed_balance.training"]
     epochs = [line for line in lines if line.startswith("M_KOL epoch")]
     assert [line.split()[2].rstrip(":") for line in epochs] == ["1/12", "10/12", "12/12"]
     last = fit.history[-1]

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from dbkmc.composition import vegard_lattice_parameter
-from dbkmc.dataset import EventSettings, event_geometry, run_event
-from dbkmc.engine import EnginePool
-from dbkmc.neb import NEBSettings
-from dbkmc.sampling import sample_events
+from dbkmc.core.composition import vegard_lattice_parameter
+from dbkmc.neb.events import EventSettings, event_geometry, run_event
+from dbkmc.neb.cell import EnginePool
+from dbkmc.neb.cineb import NEBSettings
+from dbkmc.core.sampling import sample_events
 
 SETTINGS = EventSettings(NEBSettings())
 

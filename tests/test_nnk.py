@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from dbkmc.cli import main as cli_main
-from dbkmc.lammps_dump import read_dump, to_lattice
-from dbkmc.lattice import NN_VECTORS, Lattice
-from dbkmc.nnk import (
+from dbkmc.neb.dump import read_dump, to_lattice
+from dbkmc.core.lattice import NN_VECTORS, Lattice
+from dbkmc.nnk.networks import (
     NNKEncoder,
     PublishedNNK,
     alignment_operation,
@@ -22,7 +22,7 @@ from dbkmc.nnk import (
     digits_from_occupation,
     load_published_weights,
 )
-from dbkmc.sampling import VACANCY
+from dbkmc.core.sampling import VACANCY
 
 from conftest import NNK_NBMOTA as SHARED  # noqa: E402
 WEIGHTS = SHARED / "weights.npy"

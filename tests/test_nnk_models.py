@@ -7,17 +7,17 @@ import pandas as pd
 import pytest
 import torch
 
-from dbkmc.config import ConfigError, validate_config
-from dbkmc.lattice import NN_VECTORS, Lattice
-from dbkmc.nnk import NNKCNN, NNKEncoder, alignment_operation, barriers, digits_from_occupation
-from dbkmc.nnk_data import (
+from dbkmc.core.config import ConfigError, validate_config
+from dbkmc.core.lattice import NN_VECTORS, Lattice
+from dbkmc.nnk.networks import NNKCNN, NNKEncoder, alignment_operation, barriers, digits_from_occupation
+from dbkmc.nnk.data import (
     event_images,
     split_configurations,
     stabilizer_operations,
     voxel_permutations,
 )
-from dbkmc.nnk_training import NNKTrainConfig, load_nnk, predict, regression_metrics, save_nnk, train_nnk
-from dbkmc.sampling import VACANCY, occupation_from_str, sample_events
+from dbkmc.nnk.training import NNKTrainConfig, load_nnk, predict, regression_metrics, save_nnk, train_nnk
+from dbkmc.core.sampling import VACANCY, occupation_from_str, sample_events
 
 
 def _events(kind="fcc", n=3, a=3.6, n_configs=12, comps=None, seed=1):

@@ -5,14 +5,14 @@ import sys
 
 import pytest
 
-from dbkmc.composition import vegard_lattice_parameter
-from dbkmc.config import load_config
-from dbkmc.dataset import run_event
-from dbkmc.dataset_stage import event_settings, species_of
-from dbkmc.engine import EnginePool
-from dbkmc.lattice_constants import measure_end_members
-from dbkmc.potentials import Potential
-from dbkmc.sampling import sample_events
+from dbkmc.core.composition import vegard_lattice_parameter
+from dbkmc.core.config import load_config
+from dbkmc.neb.events import run_event
+from dbkmc.stages.dataset import event_settings, species_of
+from dbkmc.neb.cell import EnginePool
+from dbkmc.neb.lattice_constants import measure_end_members
+from dbkmc.neb.potentials import Potential
+from dbkmc.core.sampling import sample_events
 from snakemake_helpers import REPO
 
 # (config, supercell used here, plausible first-neighbour barrier range in eV)

@@ -5,12 +5,12 @@ from dataclasses import replace
 
 import pytest
 
-from dbkmc.dataset import EventSettings, run_event
-from dbkmc.engine import EnginePool
-from dbkmc.neb import NEBSettings
-from dbkmc.potentials import Potential
-from dbkmc.qc import REASONS, qc_reasons, summarize
-from dbkmc.sampling import sample_events
+from dbkmc.neb.events import EventSettings, run_event
+from dbkmc.neb.cell import EnginePool
+from dbkmc.neb.cineb import NEBSettings
+from dbkmc.neb.potentials import Potential
+from dbkmc.neb.qc import REASONS, qc_reasons, summarize
+from dbkmc.core.sampling import sample_events
 
 GOOD = EventSettings(NEBSettings())
 

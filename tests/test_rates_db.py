@@ -1,4 +1,4 @@
-"""Detailed-balance rate model (dbkmc.rates_db): exact detailed balance, agreement with the model family."""
+"""Detailed-balance rate model (dbkmc.kmc.rates.detailed_balance): exact detailed balance, agreement with the model family."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from dbkmc.fingerprints import AEVParams, featurize_events
-from dbkmc.lattice import NN_VECTORS, Lattice
-from dbkmc.models import Ensemble, barrier, build_model
-from dbkmc.rates import build_rate_model
-from dbkmc.rates_db import DetailedBalanceRateModel
-from dbkmc.sampling import occupation_to_str
-from dbkmc.training import save_ensemble
+from dbkmc.detailed_balance.fingerprints import AEVParams, featurize_events
+from dbkmc.core.lattice import NN_VECTORS, Lattice
+from dbkmc.detailed_balance.models import Ensemble, barrier, build_model
+from dbkmc.kmc.rates.base import build_rate_model
+from dbkmc.kmc.rates.detailed_balance import DetailedBalanceRateModel
+from dbkmc.core.sampling import occupation_to_str
+from dbkmc.detailed_balance.training import save_ensemble
 
 P = AEVParams(r_cut=5.0, eta_R=4.0, eta_A=2.0, zeta=8.0, R_s=(1.0, 2.0, 3.0, 4.0),
               R_s_angular=(1.5, 3.0), theta_s=(0.3, 1.2, 2.2, 3.0))

@@ -85,7 +85,7 @@ def test_nnk_barriers_of_a_dump(repo_like):
     assert table["vacancy_id"].tolist() == [5] * 8 + [17] * 8          # bcc: 8 paths per vacancy
     assert table["path"].tolist() == list(range(8)) * 2
     # the jumping atoms are first neighbours of the vacancy in the dump itself
-    from dbkmc.lammps_dump import read_dump
+    from dbkmc.neb.dump import read_dump
 
     frame = read_dump(REPO / "data/nnk_nbmota/nbmota_1024.dump")
     pos = dict(zip(frame.ids.tolist(), frame.positions))
@@ -100,7 +100,7 @@ def test_nnk_barriers_of_a_dump(repo_like):
 
 def test_fingerprints_of_an_event(repo_like):
     ns = run_block(block("transition_fingerprints"))
-    from dbkmc.fingerprints import AEVParams, featurize_events
+    from dbkmc.detailed_balance.fingerprints import AEVParams, featurize_events
 
     event = pd.read_parquet(REPO / "data/reference_cuni/events.parquet").iloc[[0]]
     ref = featurize_events(event, AEVParams())
@@ -111,8 +111,8 @@ def test_fingerprints_of_an_event(repo_like):
 
 
 def test_delta_e_of_a_trained_ensemble(repo_like):
-    from dbkmc.fingerprints import AEVParams
-    from dbkmc.training import EventData, TrainConfig, save_ensemble, split_events, train_model
+    from dbkmc.detailed_balance.fingerprints import AEVParams
+    from dbkmc.detailed_balance.training import EventData, TrainConfig, save_ensemble, split_events, train_model
 
     events = pd.read_parquet(REPO / "data/reference_cuni/events.parquet")
     params = AEVParams(r_cut=4.0)  # a small window keeps the tiny training fast

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from dbkmc.config import resolve_potential_file
-from dbkmc.potentials import sha256_file
-from dbkmc.training import load_model
+from dbkmc.core.config import resolve_potential_file
+from dbkmc.neb.potentials import sha256_file
+from dbkmc.detailed_balance.training import load_model
 from small_pipeline import commit_of
 from snakemake_helpers import REPO, planned_jobs, write_config
 

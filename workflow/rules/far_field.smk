@@ -5,7 +5,7 @@
 
 from types import SimpleNamespace
 
-from dbkmc.far_field import FAR_FIELD_DATASET, far_field_dataset
+from dbkmc.detailed_balance.far_field import FAR_FIELD_DATASET, far_field_dataset
 
 FF_CFG = config["far_field"]
 FF_DIR = f"{OUT}/datasets/{FAR_FIELD_DATASET}"

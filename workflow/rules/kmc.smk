@@ -1,7 +1,7 @@
-# kMC stage: residence-time kMC runs (dbkmc.kmc) and their analyses (dbkmc.analysis).
+# kMC stage: residence-time kMC runs (dbkmc.kmc.engine) and their analyses (dbkmc.kmc.analysis).
 # One run = config kmc.runs.<name>: every (temperature, replica) trajectory in one batch.
 
-from dbkmc.kmc_config import ENSEMBLE_MODELS, is_run_model_dir
+from dbkmc.core.config_kmc import ENSEMBLE_MODELS, is_run_model_dir
 
 KMC_CFG = config["kmc"]
 KMC_RUNS = KMC_CFG["runs"]

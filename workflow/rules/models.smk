@@ -193,6 +193,6 @@ rule model_report:
         mem_mb=2000,
         cpus_per_task=1,
     conda:
-        "../../envs/torch.yaml"  # its script imports dbkmc.model_stage, which imports torch
+        "../../envs/torch.yaml"  # its script imports dbkmc.stages.models, which imports torch
     script:
         "../scripts/model_report.py"

@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 
-from dbkmc.dataset_stage import collect_step
-from dbkmc.logs import log_to_file
-from dbkmc.potentials import Potential
+from dbkmc.stages.dataset import collect_step
+from dbkmc.core.logs import log_to_file
+from dbkmc.neb.potentials import Potential
 
 log_to_file(snakemake.log[0])
 params = snakemake.params

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from dbkmc.logs import log_to_file
-from dbkmc.model_stage import evaluate_step
+from dbkmc.core.logs import log_to_file
+from dbkmc.stages.models import evaluate_step
 
 log_to_file(snakemake.log[0])
 inp = snakemake.input

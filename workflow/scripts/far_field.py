@@ -1,7 +1,7 @@
 """Rule far_field: std of NEB dE and E_KRA against r_cut (Fig 11)."""
 
-from dbkmc.far_field_stage import far_field_step
-from dbkmc.logs import log_to_file
+from dbkmc.stages.far_field import far_field_step
+from dbkmc.core.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 far_field_step(snakemake.input.sampled, snakemake.input.events, snakemake.input.rejects,

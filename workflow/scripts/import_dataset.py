@@ -1,7 +1,7 @@
 """Rule import_dataset: take a dataset made elsewhere instead of running NEB."""
 
-from dbkmc.dataset_stage import import_step
-from dbkmc.logs import log_to_file
+from dbkmc.stages.dataset import import_step
+from dbkmc.core.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 out = snakemake.output

@@ -4,8 +4,8 @@ import logging
 
 import torch
 
-from dbkmc.kmc_stage import kmc_step
-from dbkmc.logs import log_to_file
+from dbkmc.stages.kmc import kmc_step
+from dbkmc.core.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

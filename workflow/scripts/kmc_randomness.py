@@ -2,8 +2,8 @@
 
 import torch
 
-from dbkmc.logs import log_to_file
-from dbkmc.kmc_stage import randomness_rule_step
+from dbkmc.core.logs import log_to_file
+from dbkmc.stages.kmc import randomness_rule_step
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

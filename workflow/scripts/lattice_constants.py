@@ -1,7 +1,7 @@
 """Rule lattice_constants: measure end-member lattice parameters with the potential."""
 
-from dbkmc.dataset_stage import lattice_constants_step
-from dbkmc.logs import log_to_file
+from dbkmc.stages.dataset import lattice_constants_step
+from dbkmc.core.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 lattice_constants_step(

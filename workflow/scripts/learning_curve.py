@@ -1,7 +1,7 @@
 """Rule learning_curve: Fig 8c, d."""
 
-from dbkmc.logs import log_to_file
-from dbkmc.model_stage import learning_curve_step
+from dbkmc.core.logs import log_to_file
+from dbkmc.stages.models import learning_curve_step
 
 log_to_file(snakemake.log[0])
 learning_curve_step(snakemake.input.events, snakemake.input.fingerprints, snakemake.params.models,

@@ -1,7 +1,7 @@
 """Rule loop_drift: <|E_net(L)|> of each dE ensemble on random closed loops (Fig 9)."""
 
-from dbkmc.drift_stage import loop_drift_step
-from dbkmc.logs import log_to_file
+from dbkmc.stages.loops import loop_drift_step
+from dbkmc.core.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 loop_drift_step(snakemake.params.model_dirs, snakemake.input.events, snakemake.input.dataset,

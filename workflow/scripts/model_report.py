@@ -1,7 +1,7 @@
 """Rule model_report: Table 2 and the parity / forward-reverse figures."""
 
-from dbkmc.logs import log_to_file
-from dbkmc.model_stage import report_step
+from dbkmc.core.logs import log_to_file
+from dbkmc.stages.models import report_step
 
 log_to_file(snakemake.log[0])
 names = snakemake.params.models

@@ -1,7 +1,7 @@
 """Rule neb: relax end states and run CI-NEB for one shard of events."""
 
-from dbkmc.dataset_stage import neb_shard_step
-from dbkmc.logs import log_to_file
+from dbkmc.stages.dataset import neb_shard_step
+from dbkmc.core.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 neb_shard_step(

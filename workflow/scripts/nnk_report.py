@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from dbkmc.logs import log_to_file
-from dbkmc.nnk_stage import report_step
+from dbkmc.core.logs import log_to_file
+from dbkmc.stages.nnk import report_step
 
 log_to_file(snakemake.log[0])
 report_step(snakemake.input.metrics, snakemake.input.predictions, snakemake.params.sets,

@@ -2,8 +2,8 @@
 
 import torch
 
-from dbkmc.logs import log_to_file
-from dbkmc.nnk_stage import ternary_step
+from dbkmc.core.logs import log_to_file
+from dbkmc.stages.nnk import ternary_step
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

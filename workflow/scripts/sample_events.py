@@ -1,7 +1,7 @@
 """Rule sample_events: deterministic vacancy-jump events of one dataset."""
 
-from dbkmc.dataset_stage import sample_events_step
-from dbkmc.logs import log_to_file
+from dbkmc.stages.dataset import sample_events_step
+from dbkmc.core.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 sample_events_step(

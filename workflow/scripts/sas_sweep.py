@@ -1,7 +1,7 @@
 """Rule sas_sweep: M_SAS lambda sweep, lambda chosen on the validation set."""
 
-from dbkmc.logs import log_to_file
-from dbkmc.model_stage import sas_sweep_step
+from dbkmc.core.logs import log_to_file
+from dbkmc.stages.models import sas_sweep_step
 
 log_to_file(snakemake.log[0])
 out = snakemake.output

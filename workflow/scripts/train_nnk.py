@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from dbkmc.logs import log_to_file
-from dbkmc.nnk_stage import train_step
+from dbkmc.core.logs import log_to_file
+from dbkmc.stages.nnk import train_step
 
 log_to_file(snakemake.log[0])
 train_step(snakemake.wildcards.nnk_set, snakemake.wildcards.arch, snakemake.input.events,

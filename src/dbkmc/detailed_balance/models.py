@@ -1,0 +1,360 @@
+r"""Detailed-balance model family for vacancy jumps (pure torch, no I/O).
+
+Every model maps the fingerprints of a jump A -> B to one number. The
+transition-wise models read ``TW_A`` = F_{A∪B:A} and ``TW_B`` = F_{A∪B:B}; the
+Kolmogorov model reads ``KOL_A`` = F_A^KOL and ``KOL_B`` = F_B^KOL (see
+:mod:`dbkmc.detailed_balance.fingerprints`). With M_E an :class:`EnergyMLP`:
+
+- **M_NC** (non-conservative): ``dE_[A,B] = M_E([F_A, F_B])``; the reverse jump
+  is the same net on ``[F_B, F_A]``. Nothing ties the two together.
+- **M_SAS** (soft antisymmetry): the M_NC architecture; its training loss adds
+  ``lambda * mean |dE(A,B) + dE(B,A)|`` (see :mod:`dbkmc.detailed_balance.training`).
+- **M_HAS** (hard antisymmetry): ``dE_[A,B] = M_E([F_B, F_A]) - M_E([F_A, F_B])``,
+  exactly antisymmetric.
+- **M_KOL** (Kolmogorov): ``dE_[A,B] = M_E(F_B^KOL) - M_E(F_A^KOL)``, a
+  difference of state energies (:meth:`KolmogorovModel.state_energy`), so the
+  Kolmogorov criterion holds on every cycle of jumps.
+- **KRA**: ``E_KRA = M_E([(F_A + F_B)/2, |F_A - F_B|/2])``, exactly symmetric
+  in A and B.
+
+The barrier of A -> B is ``E_KRA + dE_[A,B]/2`` (:func:`barrier`).
+
+Every model has the signature ``model(x_a, x_b) -> (N,)`` with ``x_a``,
+``x_b`` the (N, D) fingerprints named by ``model.fingerprint`` ("TW" or
+"KOL"). :class:`Ensemble` stacks M members of one architecture and evaluates
+them in one batched call (``torch.func.functional_call`` under ``vmap``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state
+
+MODEL_KINDS: tuple[str, ...] = ("M_NC", "M_SAS", "M_HAS", "M_KOL", "KRA")
+"""All model kinds; the first four predict dE, KRA predicts E_KRA."""
+
+DE_KINDS: tuple[str, ...] = ("M_NC", "M_SAS", "M_HAS", "M_KOL")
+"""The kinds that predict dE_[A,B]."""
+
+_CONSTANT_FEATURE_RTOL = 1e-6  # std below this fraction of |mean| (plus a floor): a constant feature
+
+
+class EnergyMLP(nn.Module):
+    """M_E: ReLU MLP with dropout and a scalar output.
+
+    The input is standardised with buffers ``x_mean``/``x_std`` and the output
+    is ``y_shift + y_scale * net(x)``. The buffers are set from training data
+    by :meth:`set_standardization` and live in the state dict, so a checkpoint
+    is self-contained.
+    """
+
+    def __init__(self, in_dim: int, hidden: Sequence[int] = (128, 64), dropout: float = 0.05) -> None:
+        super().__init__()
+        if in_dim < 1 or any(h < 1 for h in hidden):
+            raise ValueError(f"EnergyMLP: bad sizes in_dim={in_dim}, hidden={tuple(hidden)}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"EnergyMLP: dropout must be in [0, 1), got {dropout}")
+        self.in_dim = int(in_dim)
+        self.hidden = tuple(int(h) for h in hidden)
+        self.dropout = float(dropout)
+        layers: list[nn.Module] = []
+        width = self.in_dim
+        for h in self.hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(self.dropout)]
+            width = h
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+        self.register_buffer("x_mean", torch.zeros(self.in_dim))
+        self.register_buffer("x_std", torch.ones(self.in_dim))
+        self.register_buffer("y_shift", torch.zeros(()))
+        self.register_buffer("y_scale", torch.ones(()))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, in_dim) -> (N,)."""
+        z = (x - self.x_mean) / self.x_std
+        return self.y_shift + self.y_scale * self.net(z).squeeze(-1)
+
+    @torch.no_grad()
+    def set_standardization(self, x: Tensor, y_shift: float = 0.0, y_scale: float = 1.0) -> None:
+        """Input mean/std from the (N, in_dim) training inputs ``x``; output shift and scale.
+
+        Constant features (std at float-rounding level of their mean) get
+        std 1, so they pass through as a harmless constant.
+        """
+        x64 = x.detach().to(torch.float64)
+        mean, std = x64.mean(0), x64.std(0, unbiased=False)
+        constant = std <= _CONSTANT_FEATURE_RTOL * mean.abs() + 1e-12
+        std = torch.where(constant, torch.ones_like(std), std)
+        self.x_mean.copy_(mean)
+        self.x_std.copy_(std)
+        self.y_shift.fill_(float(y_shift))
+        self.y_scale.fill_(float(y_scale))
+
+    def arch(self) -> dict[str, Any]:
+        """Constructor kwargs (plain types)."""
+        return {"in_dim": self.in_dim, "hidden": list(self.hidden), "dropout": self.dropout}
+
+
+class TransitionModel(nn.Module):
+    """Base of the model family: ``forward(x_a, x_b) -> (N,)`` from one M_E.
+
+    Class attributes: ``kind`` (one of :data:`MODEL_KINDS`), ``fingerprint``
+    ("TW" or "KOL", which pair of fingerprints the model reads) and
+    ``target`` ("dE" or "E_KRA").
+    """
+
+    kind: ClassVar[str] = ""
+    fingerprint: ClassVar[str] = "TW"
+    target: ClassVar[str] = "dE"
+
+    def __init__(self, feature_dim: int, hidden: Sequence[int] = (128, 64), dropout: float = 0.05) -> None:
+        super().__init__()
+        self.feature_dim = int(feature_dim)
+        self.energy = EnergyMLP(self.energy_in_dim(self.feature_dim), hidden, dropout)
+
+    @staticmethod
+    def energy_in_dim(feature_dim: int) -> int:
+        """Input size of M_E for fingerprints of size ``feature_dim``."""
+        return 2 * feature_dim
+
+    def energy_inputs(self, x_a: Tensor, x_b: Tensor) -> list[Tensor]:
+        """The (N, in_dim) inputs on which ``forward`` evaluates M_E (for standardisation)."""
+        raise NotImplementedError
+
+    def arch(self) -> dict[str, Any]:
+        """Constructor kwargs (plain types): ``build_model(kind, **arch)`` rebuilds the model."""
+        return {"feature_dim": self.feature_dim, "hidden": list(self.energy.hidden), "dropout": self.energy.dropout}
+
+    @torch.no_grad()
+    def fit_standardization(self, x_a: Tensor, x_b: Tensor, y: Tensor) -> None:
+        """Set M_E's input/output standardisation from training data (both directions included)."""
+        inputs = torch.cat(self.energy_inputs(x_a, x_b))
+        y64 = y.detach().to(torch.float64)
+        shift = float(y64.mean()) if self.target == "E_KRA" else 0.0
+        scale = float(y64.std(unbiased=False)) if len(y64) > 1 else 1.0
+        self.energy.set_standardization(inputs, shift, scale if scale > 0 else 1.0)
+
+
+class NonConservativeModel(TransitionModel):
+    """M_NC: ``dE_[A,B] = M_E([F_{A∪B:A}, F_{A∪B:B}])``; no symmetry imposed."""
+
+    kind = "M_NC"
+
+    def energy_inputs(self, x_a: Tensor, x_b: Tensor) -> list[Tensor]:
+        return [torch.cat([x_a, x_b], dim=-1)]
+
+    def forward(self, x_a: Tensor, x_b: Tensor) -> Tensor:
+        return self.energy(torch.cat([x_a, x_b], dim=-1))
+
+
+class SoftAntisymmetricModel(NonConservativeModel):
+    """M_SAS: the M_NC architecture, trained with the soft antisymmetry penalty."""
+
+    kind = "M_SAS"
+
+
+class HardAntisymmetricModel(TransitionModel):
+    """M_HAS: ``dE_[A,B] = M_E([F_B, F_A]) - M_E([F_A, F_B])``, exactly antisymmetric."""
+
+    kind = "M_HAS"
+
+    def energy_inputs(self, x_a: Tensor, x_b: Tensor) -> list[Tensor]:
+        return [torch.cat([x_a, x_b], dim=-1), torch.cat([x_b, x_a], dim=-1)]
+
+    def forward(self, x_a: Tensor, x_b: Tensor) -> Tensor:
+        n = x_a.shape[-2]
+        both = self.energy(torch.cat([torch.cat([x_b, x_a], dim=-1), torch.cat([x_a, x_b], dim=-1)], dim=-2))
+        return both[..., :n] - both[..., n:]
+
+
+class KolmogorovModel(TransitionModel):
+    """M_KOL: ``dE_[A,B] = M_E(F_B^KOL) - M_E(F_A^KOL)``, a difference of state energies."""
+
+    kind = "M_KOL"
+    fingerprint = "KOL"
+
+    @staticmethod
+    def energy_in_dim(feature_dim: int) -> int:
+        return feature_dim
+
+    def energy_inputs(self, x_a: Tensor, x_b: Tensor) -> list[Tensor]:
+        return [x_a, x_b]
+
+    def state_energy(self, f_kol: Tensor) -> Tensor:
+        """Relative energy of the states with Kolmogorov fingerprints ``f_kol`` (N, D) -> (N,)."""
+        return self.energy(f_kol)
+
+    def forward(self, x_a: Tensor, x_b: Tensor) -> Tensor:
+        n = x_a.shape[-2]
+        both = self.energy(torch.cat([x_b, x_a], dim=-2))
+        return both[..., :n] - both[..., n:]
+
+
+class KRAModel(TransitionModel):
+    """KRA: ``E_KRA = M_E([(F_A + F_B)/2, |F_A - F_B|/2])``, exactly symmetric in A and B."""
+
+    kind = "KRA"
+    target = "E_KRA"
+
+    def energy_inputs(self, x_a: Tensor, x_b: Tensor) -> list[Tensor]:
+        return [self._symmetric_input(x_a, x_b)]
+
+    @staticmethod
+    def _symmetric_input(x_a: Tensor, x_b: Tensor) -> Tensor:
+        return torch.cat([0.5 * (x_a + x_b), 0.5 * (x_a - x_b).abs()], dim=-1)
+
+    def forward(self, x_a: Tensor, x_b: Tensor) -> Tensor:
+        return self.energy(self._symmetric_input(x_a, x_b))
+
+
+_MODEL_CLASSES: dict[str, type[TransitionModel]] = {
+    cls.kind: cls for cls in (NonConservativeModel, SoftAntisymmetricModel, HardAntisymmetricModel,
+                              KolmogorovModel, KRAModel)
+}
+
+
+def build_model(kind: str, feature_dim: int, hidden: Sequence[int] = (128, 64), dropout: float = 0.05) -> TransitionModel:
+    """A fresh model of ``kind`` (one of :data:`MODEL_KINDS`) for fingerprints of size ``feature_dim``."""
+    if kind not in _MODEL_CLASSES:
+        raise ValueError(f"models: unknown model kind {kind!r} (choose from {MODEL_KINDS})")
+    return _MODEL_CLASSES[kind](feature_dim, hidden, dropout)
+
+
+def barrier(e_kra: Tensor, d_e: Tensor) -> Tensor:
+    """Barrier of the jump A -> B: ``E_KRA + dE_[A,B] / 2``."""
+    return e_kra + 0.5 * d_e
+
+
+# --------------------------------------------------------------------------- ensembles
+
+
+@dataclass(frozen=True)
+class EnsemblePrediction:
+    """Voting-ensemble output: ``members`` (M, N), their ``mean`` and ``std`` (N,) over members."""
+
+    members: Tensor
+
+    @property
+    def mean(self) -> Tensor:
+        return self.members.mean(0)
+
+    @property
+    def std(self) -> Tensor:
+        return self.members.std(0, unbiased=False) if self.members.shape[0] > 1 else torch.zeros_like(self.mean)
+
+
+class Ensemble:
+    """M members of one architecture, stacked: every call runs all members at once (``vmap``).
+
+    ``params``/``buffers`` hold the members' tensors with a leading member
+    dimension (from ``torch.func.stack_module_state``); ``base`` is a
+    stateless copy on the meta device that only supplies the code.
+    """
+
+    def __init__(self, members: Sequence[TransitionModel]) -> None:
+        if not members:
+            raise ValueError("Ensemble: need at least one member")
+        if any(m.kind != members[0].kind or m.arch() != members[0].arch() for m in members):
+            raise ValueError("Ensemble: members must share kind and architecture")
+        params, buffers = stack_module_state(list(members))
+        self.params: dict[str, Tensor] = {k: v.detach() for k, v in params.items()}
+        self.buffers: dict[str, Tensor] = {k: v.detach() for k, v in buffers.items()}
+        self.base: TransitionModel = copy.deepcopy(members[0]).to("meta").eval()
+
+    @classmethod
+    def from_stacked(cls, base: TransitionModel, params: dict[str, Tensor], buffers: dict[str, Tensor]) -> Ensemble:
+        """An ensemble from stacked tensors (leading member dimension) and a module of the architecture."""
+        ens = cls.__new__(cls)
+        ens.params = {k: v.detach().clone() for k, v in params.items()}
+        ens.buffers = {k: v.detach().clone() for k, v in buffers.items()}
+        ens.base = copy.deepcopy(base).to("meta").eval()
+        return ens
+
+    # ---- basic facts
+    @property
+    def kind(self) -> str:
+        return self.base.kind
+
+    @property
+    def fingerprint(self) -> str:
+        return self.base.fingerprint
+
+    @property
+    def target(self) -> str:
+        return self.base.target
+
+    @property
+    def n_members(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.params.values())).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(iter(self.params.values())).dtype
+
+    def arch(self) -> dict[str, Any]:
+        return self.base.arch()
+
+    # ---- members as plain modules
+    def member_state(self, k: int) -> dict[str, Tensor]:
+        """State dict of member ``k``."""
+        return {**{n: p[k] for n, p in self.params.items()}, **{n: b[k] for n, b in self.buffers.items()}}
+
+    def member(self, k: int) -> TransitionModel:
+        """Member ``k`` as a plain module (eval mode), on the ensemble's device."""
+        model = build_model(self.kind, **self.arch()).to(device=self.device, dtype=self.dtype)
+        model.load_state_dict(self.member_state(k))
+        return model.eval()
+
+    def members(self) -> list[TransitionModel]:
+        return [self.member(k) for k in range(self.n_members)]
+
+    # ---- batched evaluation
+    def functional(self, submodule: str = "", training: bool = False) -> Any:
+        """``f(params, buffers, *xs)`` for one member, ready for ``vmap`` over the member dimension.
+
+        ``submodule`` names a child of the model ("energy": M_E alone), ""
+        the whole model. ``training`` switches dropout on.
+        """
+        module = copy.deepcopy(self.base.get_submodule(submodule) if submodule else self.base).train(training)
+        prefix = f"{submodule}." if submodule else ""
+
+        def call(params: dict[str, Tensor], buffers: dict[str, Tensor], *xs: Tensor) -> Tensor:
+            state = {k[len(prefix):]: v for k, v in {**params, **buffers}.items() if k.startswith(prefix)}
+            return functional_call(module, state, xs)
+
+        return call
+
+    @torch.no_grad()
+    def __call__(self, x_a: Tensor, x_b: Tensor, batch_size: int = 8192) -> Tensor:
+        """Member predictions (M, N) for the jumps with fingerprints ``x_a`` -> ``x_b`` (N, D); eval mode."""
+        return self._batched("", (x_a, x_b), batch_size)
+
+    def predict(self, x_a: Tensor, x_b: Tensor, batch_size: int = 8192) -> EnsemblePrediction:
+        """Mean, std and member predictions for the jumps ``x_a`` -> ``x_b``."""
+        return EnsemblePrediction(self(x_a, x_b, batch_size))
+
+    @torch.no_grad()
+    def state_energy(self, f_kol: Tensor, batch_size: int = 8192) -> EnsemblePrediction:
+        """M_KOL only: relative state energies M_E(F^KOL), members (M, N), from fingerprints (N, D)."""
+        if self.kind != "M_KOL":
+            raise ValueError(f"Ensemble: state_energy needs an M_KOL ensemble, not {self.kind}")
+        return EnsemblePrediction(self._batched("energy", (f_kol,), batch_size))
+
+    def _batched(self, submodule: str, xs: tuple[Tensor, ...], batch_size: int) -> Tensor:
+        xs = tuple(x.to(device=self.device, dtype=self.dtype) for x in xs)
+        n = xs[0].shape[0]
+        if n == 0:
+            return xs[0].new_zeros((self.n_members, 0))
+        fn = torch.vmap(self.functional(submodule), in_dims=(0, 0) + (None,) * len(xs), randomness="different")
+        parts = [fn(self.params, self.buffers, *(x[s:s + batch_size] for x in xs)) for s in range(0, n, batch_size)]
+        return torch.cat(parts, dim=1)
