@@ -24,6 +24,7 @@ from dbkmc.neb.lammps_env import lammps_version
 from dbkmc.neb.lattice_constants import measure_end_members
 from dbkmc.neb.cineb import NEBSettings
 from dbkmc.neb.potentials import Potential
+from dbkmc.core.io import write_json
 from dbkmc.core.provenance import code_provenance
 from dbkmc.neb.qc import REASONS, summarize
 from dbkmc.core.sampling import dataset_species, read_events, sample_events, shard_of, write_events
@@ -31,10 +32,6 @@ from dbkmc.core.sampling import dataset_species, read_events, sample_events, sha
 log = logging.getLogger(__name__)
 
 FRAMES = ("A_ideal", "B_ideal", "A_relaxed", "B_relaxed", "saddle")
-
-
-def _write_json(obj, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def species_of(dataset_cfg: Mapping, potential_cfg: Mapping) -> list[str]:
@@ -47,7 +44,7 @@ def lattice_constants_step(potential_name: str, potential_cfg: Mapping, species:
     pot = Potential.from_config(potential_name, potential_cfg)
     values = measure_end_members(pot, species, lattice_kind, ftol=ftol)
     log.info("end-member lattice parameters (%s, %s): %s", potential_name, lattice_kind, values)
-    _write_json({"potential": pot.provenance(), "lattice": lattice_kind, "a": values}, out)
+    write_json({"potential": pot.provenance(), "lattice": lattice_kind, "a": values}, out)
     return values
 
 
@@ -137,14 +134,14 @@ def collect_step(shard_tables: Sequence[str | Path], shard_structures: Sequence[
     rejected.to_parquet(out_rejects, index=False)
     summary = summarize(table.to_dict("records"))
     summary["reason_descriptions"] = REASONS
-    _write_json(summary, out_summary)
+    write_json(summary, out_summary)
     with open(out_structures, "w", encoding="utf-8") as out:
         for path in shard_structures:
             with open(path, encoding="utf-8") as fh:
                 shutil.copyfileobj(fh, out)
     meta = dict(provenance)
     meta.update(lammps_version=lammps_version(), code=code_provenance(), counts=summary)
-    _write_json(meta, out_meta)
+    write_json(meta, out_meta)
     log.info("dataset: %d accepted, %d rejected", summary["n_accepted"], summary["n_rejected"])
     return summary
 
@@ -258,6 +255,6 @@ def import_step(source: str | Path, out_events: str | Path, out_rejects: str | P
     meta["imported_from"] = str(src)
     meta["imported_by"] = code_provenance()
     summary = meta.get("counts") or {"n_events": len(events), "n_accepted": len(events), "n_rejected": 0}
-    _write_json(summary, out_summary)
-    _write_json(meta, out_meta)
+    write_json(summary, out_summary)
+    write_json(meta, out_meta)
     return summary

@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 
 from dbkmc.core.composition import vegard_lattice_parameter
+from dbkmc.core.io import resolve_device
 from dbkmc.detailed_balance.drift import common_species, drift_summary, loop_energy_sums, markov_check
 from dbkmc.figures.drift import loop_drift_figure
 from dbkmc.core.lattice import Lattice
 from dbkmc.detailed_balance.loops import cycle_basis, grow_loops, lattice_graph, requested_lengths
 from dbkmc.detailed_balance.markov import enumerate_states
-from dbkmc.stages.models import resolve_device
 from dbkmc.core.sampling import VACANCY
 from dbkmc.detailed_balance.training import LoadedModel, load_model
 
@@ -71,7 +71,7 @@ def loop_composition(loops_cfg: Mapping[str, Any], species: list[str]) -> dict[s
 def loop_drift_step(model_dirs: Mapping[str, str | Path], events_path, dataset_json, loops_cfg: Mapping[str, Any],
                     device: str, out_table, out_loops, out_figure) -> pd.DataFrame:
     """Fig 9: random loops, E_net per loop and model, ``<|E_net|>(L)`` as CSV and figure."""
-    models = load_models(model_dirs, resolve_device(device))
+    models = load_models(model_dirs, resolve_device(device, "models.device"))
     species = common_species(models)
     composition = loop_composition(loops_cfg, species)
     lattice = dataset_lattice(events_path, dataset_json, composition, loops_cfg["supercell"])
@@ -127,7 +127,7 @@ def markov_fractions(lattice_sites: int, species: list[str], markov_cfg: Mapping
 def markov_check_step(model_dirs: Mapping[str, str | Path], kra_dir, events_path, dataset_json,
                       loops_cfg: Mapping[str, Any], device: str, out_csv, out_md) -> pd.DataFrame:
     """The exact Markov-chain check of every dE model with the KRA model: CSV and Markdown table."""
-    dev = resolve_device(device)
+    dev = resolve_device(device, "models.device")
     models = load_models(model_dirs, dev)
     kra = load_models({"KRA": kra_dir}, dev)["KRA"]
     species = common_species({**models, "KRA": kra})

@@ -18,6 +18,7 @@ import torch
 from dbkmc.figures import models as plots
 from dbkmc.detailed_balance.fingerprints import AEVParams, featurize_events
 from dbkmc.detailed_balance.models import DE_KINDS
+from dbkmc.core.io import resolve_device, write_json
 from dbkmc.core.provenance import code_provenance, provenance_record
 from dbkmc.detailed_balance.training import (
     TARGETS,
@@ -36,19 +37,6 @@ from dbkmc.detailed_balance.training import (
 log = logging.getLogger(__name__)
 
 FINGERPRINT_FORMAT = "dbkmc-fingerprints/1"
-
-
-def resolve_device(name: str) -> str:
-    """``auto`` picks CUDA when there is a GPU, else the CPU."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"models.device: {name!r} asked for, but torch sees no CUDA device")
-    return name
-
-
-def _write_json(obj, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def fingerprints_step(events_path: str | Path, params: Mapping, out: str | Path) -> None:
@@ -111,13 +99,13 @@ def _de_columns_eV(table: pd.DataFrame, prefixes: Sequence[str]) -> dict[str, st
 
 def sas_sweep_step(events_path, fingerprints_path, models_cfg: Mapping, out_csv, out_png, out_json) -> float:
     """Train M_SAS for each lambda of the grid; choose lambda on the validation set."""
-    device = resolve_device(models_cfg["device"])
+    device = resolve_device(models_cfg["device"], "models.device")
     data = load_event_data(events_path, fingerprints_path, device)
     sweep = sas_lambda_sweep(data, _split(data, models_cfg), models_cfg["sas_lambdas"], train_config(models_cfg))
     table = sweep.table.rename(columns=_de_columns_eV(sweep.table, ("val", "test")))
     table.to_csv(out_csv, index=False)
     plots.sweep_figure(table, sweep.best_lambda, out_png)
-    _write_json({"lambda": sweep.best_lambda}, out_json)
+    write_json({"lambda": sweep.best_lambda}, out_json)
     log.info("M_SAS: chosen lambda %g", sweep.best_lambda)
     return sweep.best_lambda
 
@@ -125,7 +113,7 @@ def sas_sweep_step(events_path, fingerprints_path, models_cfg: Mapping, out_csv,
 def train_step(model: str, events_path, fingerprints_path, models_cfg: Mapping, out_dir,
                sas_lambda_json=None, provenance: Mapping | None = None) -> None:
     """Train one voting ensemble and save ``member_<k>.pt`` checkpoints plus a training record."""
-    device = resolve_device(models_cfg["device"])
+    device = resolve_device(models_cfg["device"], "models.device")
     data = load_event_data(events_path, fingerprints_path, device)
     changes = {}
     if model == "M_SAS":
@@ -139,7 +127,7 @@ def train_step(model: str, events_path, fingerprints_path, models_cfg: Mapping, 
     record.update(provenance or {})
     extra = {"train_config": cfg.to_dict(), "provenance": record}
     save_ensemble(out_dir, fit.ensemble, data.params, data.species, extra=extra)
-    _write_json({"model": model, "device": device, **fit.summary(), "train_config": cfg.to_dict(),
+    write_json({"model": model, "device": device, **fit.summary(), "train_config": cfg.to_dict(),
                  "provenance": record}, Path(out_dir) / "training.json")
     log.info("%s: %d members, %d epochs", model, fit.ensemble.n_members, fit.n_epochs)
 
@@ -163,7 +151,7 @@ def _predictions_table(name: str, ensemble, data: EventData, split) -> pd.DataFr
 def evaluate_step(model: str, events_path, fingerprints_path, model_dir, kra_dir, models_cfg: Mapping,
                   out_metrics, out_predictions) -> dict:
     """metrics.json (train/val/test RMSE of dE, E_KRA and both barriers; ddE) and per-event predictions."""
-    device = resolve_device(models_cfg["device"])
+    device = resolve_device(models_cfg["device"], "models.device")
     data = load_event_data(events_path, fingerprints_path, device)
     split = _split(data, models_cfg)
     ensemble = load_model(model_dir, device).ensemble
@@ -171,14 +159,14 @@ def evaluate_step(model: str, events_path, fingerprints_path, model_dir, kra_dir
     metrics = model_metrics(ensemble, data, split, kra=kra)
     metrics["n_events"] = {part: int(len(split[part])) for part in ("train", "val", "test")}
     metrics["code"] = code_provenance()
-    _write_json(metrics, out_metrics)
+    write_json(metrics, out_metrics)
     _predictions_table(model, ensemble, data, split).to_parquet(out_predictions, index=False)
     return metrics
 
 
 def learning_curve_step(events_path, fingerprints_path, models_cfg: Mapping, sas_lambda_json, out_csv, out_png) -> None:
     """Fig 8c, d: test RMSE and ddE of the four dE models against training-set size."""
-    device = resolve_device(models_cfg["device"])
+    device = resolve_device(models_cfg["device"], "models.device")
     data = load_event_data(events_path, fingerprints_path, device)
     lam = json.loads(Path(sas_lambda_json).read_text())["lambda"]
     table = learning_curve(data, _split(data, models_cfg), DE_KINDS, models_cfg["learning_curve_fractions"],

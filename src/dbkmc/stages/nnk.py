@@ -25,24 +25,13 @@ from dbkmc.core.composition import exact_counts
 from dbkmc.core.lattice import Lattice
 from dbkmc.nnk.networks import NNKEncoder, PublishedNNK, barriers
 from dbkmc.nnk.data import TARGET, check_events, dataset_grid, event_images, split_configurations
-from dbkmc.nnk.training import NNKTrainConfig, load_nnk, predict, regression_metrics, save_nnk, train_nnk
+from dbkmc.nnk.training import NNKTrainConfig, predict, regression_metrics, save_nnk, train_nnk
+from dbkmc.core.io import resolve_device, write_json
 from dbkmc.core.provenance import provenance_record
 
 log = logging.getLogger(__name__)
 
 PARTS = ("train", "val", "test", "held_out", "transfer")
-
-
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"nnk.device: {name!r} asked for, but torch sees no CUDA device")
-    return name
-
-
-def _write_json(obj, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def transfer_summary(metrics: Mapping[str, Mapping], tolerance: float) -> dict | None:
@@ -79,7 +68,7 @@ def train_step(set_name: str, arch: str, events_path: str | Path, transfer_path:
     images = event_images(events, cutoff, grid)
     y = events[TARGET].to_numpy(dtype=float)
     split = split_configurations(events, params["split"], list(set_cfg.get("held_out") or []), int(params["seed"]))
-    config = NNKTrainConfig.from_dict(params, arch=arch, device=resolve_device(params["device"]))
+    config = NNKTrainConfig.from_dict(params, arch=arch, device=resolve_device(params["device"], "nnk.device"))
     log.info("set %s, %s: %d events (%s), grid %d^3, cutoff %.2f A, split %s", set_name, arch, len(events),
              kind, grid, cutoff, {k: len(v) for k, v in split.parts.items()})
     fit = train_nnk(images[split["train"]], y[split["train"]], images[split["val"]], y[split["val"]],
@@ -122,8 +111,8 @@ def train_step(set_name: str, arch: str, events_path: str | Path, transfer_path:
                             for (p, c), row in per_comp.iterrows()],
         "transfer": transfer_summary(metrics, float(params["transfer_tolerance"])),
     }
-    _write_json(record, out / "metrics.json")
-    _write_json({"history": fit.history, "config": config.to_dict(),
+    write_json(record, out / "metrics.json")
+    write_json({"history": fit.history, "config": config.to_dict(),
                  "split": {k: int(len(v)) for k, v in split.parts.items()},
                  "provenance": provenance_record({"nnk": dict(params), "set": dict(set_cfg)}, {},
                                                  events_path)},
