@@ -8,10 +8,11 @@ import pytest
 import torch
 import yaml
 
-from dbkmc.kmc.aging import aging_step, aging_table
+from dbkmc.kmc.aging import aging_table
 from dbkmc.core.config import validate_config
 from dbkmc.detailed_balance.fingerprints import AEVParams
 from dbkmc.stages.kmc import kmc_step, load_final
+from dbkmc.stages.kmc_report import aging_step
 from dbkmc.detailed_balance.models import Ensemble, build_model
 from dbkmc.kmc.rates.base import build_rate_model
 from dbkmc.detailed_balance.training import save_ensemble

@@ -153,7 +153,8 @@ def test_snapshot_dumps_open_in_ase_and_round_trip(tmp_path):
 
 
 def test_locate_peak_marks_only_a_resolved_maximum():
-    from dbkmc.figures.kmc import locate_peak, peak_label
+    from dbkmc.figures.kmc import peak_label
+    from dbkmc.kmc.analysis import locate_peak
 
     T = [500, 600, 700, 800, 900, 1000]
     y = [1.0, 2.0, 5.0, 3.0, 2.0, 1.0]
@@ -174,7 +175,7 @@ def test_locate_peak_marks_only_a_resolved_maximum():
 
 
 def test_variance_sem_matches_the_spread_of_sample_variances():
-    from dbkmc.figures.kmc import variance_sem
+    from dbkmc.kmc.analysis import variance_sem
 
     rng = np.random.default_rng(0)
     samples = rng.uniform(size=(4000, 200))

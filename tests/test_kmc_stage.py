@@ -107,7 +107,7 @@ def test_killed_run_resumes_to_the_same_outputs(tmp_path, uninterrupted, run_cfg
 
 
 def test_analyses_and_figures_from_the_outputs(tmp_path, uninterrupted, run_cfg, caplog):
-    from dbkmc.figures.kmc import b2_report_step, order_report_step, randomness_figures_step
+    from dbkmc.stages.kmc_report import b2_report_step, order_report_step, randomness_figures_step
     from dbkmc.stages.kmc import randomness_rule_step
 
     order_report_step(uninterrupted / "timeseries.parquet", ["Mo", "Ta"], 0.5, "small", tmp_path / "order.csv",

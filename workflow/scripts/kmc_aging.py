@@ -1,7 +1,7 @@
 """Rule kmc_aging: delta_ij and the state energy against simulated time (detailed-balance runs)."""
 
-from dbkmc.kmc.aging import aging_step
 from dbkmc.core.logs import log_to_file
+from dbkmc.stages.kmc_report import aging_step
 
 log_to_file(snakemake.log[0])
 aging_step(snakemake.input.timeseries, snakemake.params.pair, snakemake.wildcards.kmc_run,

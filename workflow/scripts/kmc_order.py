@@ -1,7 +1,7 @@
 """Rule kmc_order: delta_ij against T (Fig 3a) and against jumps (Fig 3b)."""
 
 from dbkmc.core.logs import log_to_file
-from dbkmc.figures.kmc import order_report_step
+from dbkmc.stages.kmc_report import order_report_step
 
 log_to_file(snakemake.log[0])
 analysis = snakemake.params.analysis

@@ -1,13 +1,13 @@
-"""kMC reports: order against temperature and jumps, randomness figures, B2 clusters (no torch).
+"""kMC figures: order against temperature and jumps, randomness, B2 clusters, aging (no torch).
 
-The figures reproduce the NNK paper's Figs 3a, 3b, 4b, 4c and 5 from the kMC stage's
-outputs. Everything here reads files written by :mod:`dbkmc.stages.kmc` and needs only
-numpy, pandas, scipy and matplotlib.
+The figures reproduce the NNK paper's Figs 3a, 3b, 4b, 4c and 5, and the aging curves
+of detailed-balance runs. Every function takes tables (pandas DataFrames of the kMC
+stage's outputs, already summarised by :mod:`dbkmc.kmc.analysis`) and an output path;
+nothing here reads the stage's files or imports the rest of dbkmc.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,50 +21,9 @@ from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dbkmc.kmc import analysis  # noqa: E402
-from dbkmc.kmc.io import load_final, read_dump_frames  # noqa: E402
-
-
-def locate_peak(x: Sequence[float], y: Sequence[float], err: Sequence[float] | None) -> dict[str, Any]:
-    """Where ``y(x)`` is largest, and whether that is a resolved peak.
-
-    ``err`` are the standard errors of ``y``. Starting from the largest point, the
-    neighbours on each side whose difference from it is within the combined standard
-    error ``sqrt(err_max**2 + err_j**2)`` are added to a plateau. Returned ``kind``:
-
-    - ``"peak"``: the maximum exceeds both neighbours by more than their combined
-      errors and is not at either end of the range;
-    - ``"plateau"``: points next to the maximum agree with it within their errors
-      (``x_range`` gives the first and last of them);
-    - ``"edge"``: the maximum (or its plateau) reaches the first or last ``x``;
-    - ``"maximum"``: no error estimate (``err`` None, or all zero / NaN): only the
-      largest point is known, not whether it is resolved.
-
-    ``x_max`` and ``y_max`` are the largest point.
-    """
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if x.ndim != 1 or x.shape != y.shape or len(x) == 0:
-        raise ValueError(f"locate_peak: need equal-length 1-d x and y, got shapes {x.shape}, {y.shape}")
-    order = np.argsort(x, kind="stable")
-    x, y = x[order], y[order]
-    e = None if err is None else np.asarray(err, dtype=float)[order]
-    i = int(np.nanargmax(y))
-    out: dict[str, Any] = {"x_max": float(x[i]), "y_max": float(y[i])}
-    if e is None or not np.any(np.nan_to_num(e) > 0):
-        return {**out, "kind": "maximum", "x_range": (float(x[i]), float(x[i]))}
-    e = np.nan_to_num(e)
-    lo = hi = i
-    while lo > 0 and y[i] - y[lo - 1] <= np.hypot(e[i], e[lo - 1]):
-        lo -= 1
-    while hi < len(x) - 1 and y[i] - y[hi + 1] <= np.hypot(e[i], e[hi + 1]):
-        hi += 1
-    kind = "edge" if lo == 0 or hi == len(x) - 1 else ("peak" if lo == hi else "plateau")
-    return {**out, "kind": kind, "x_range": (float(x[lo]), float(x[hi]))}
-
 
 def peak_label(peak: Mapping[str, Any], unit: str = "K") -> str:
-    """A legend text for :func:`locate_peak`'s result."""
+    """A legend text for a peak (a :func:`dbkmc.kmc.analysis.locate_peak` result)."""
     lo, hi = peak["x_range"]
     if peak["kind"] == "peak":
         return f"peak {peak['x_max']:g} {unit}"
@@ -87,97 +46,6 @@ def mark_peak(ax, peak: Mapping[str, Any], unit: str = "K", prefix: str = "") ->
         ax.plot([], [], " ", label=label)
 
 
-def variance_sem(values: np.ndarray) -> float:
-    """Standard error of the sample variance of independent values (from the fourth central moment).
-
-    ``Var(s^2) = (m4 - s^4 (n - 3) / (n - 1)) / n``; NaN for fewer than 4 values.
-    """
-    v = np.asarray(values, dtype=float)
-    n = len(v)
-    if n < 4:
-        return float("nan")
-    d = v - v.mean()
-    s2 = float(np.var(v, ddof=1))
-    m4 = float(np.mean(d**4))
-    return float(np.sqrt(max(0.0, (m4 - s2**2 * (n - 3) / (n - 1)) / n)))
-
-
-def order_summary(timeseries: pd.DataFrame, pair: Sequence[str], average_fraction: float) -> tuple[pd.DataFrame, dict]:
-    """Per temperature: delta_ij and alpha_ij averaged over the last ``average_fraction`` of jumps.
-
-    Records with ``jumps >= (1 - average_fraction) * n_jumps`` are averaged per
-    trajectory, then over replicas (mean and standard error). The peak temperature is
-    where the mean ``delta_<pair>`` is largest; ``peak_kind`` and ``peak_range_K`` say
-    whether that maximum is resolved against its neighbours (:func:`locate_peak`; with
-    one replica there is no error estimate and ``peak_kind`` is ``"maximum"``).
-    """
-    n = int(timeseries["jumps"].max())
-    tail = timeseries[timeseries["jumps"] >= (1.0 - average_fraction) * n]
-    cols = [c for c in timeseries.columns if c.startswith(("delta_", "alpha_", "energy_"))]
-    per_traj = tail.groupby(["temperature", "replica"])[cols].mean().reset_index()
-    g = per_traj.groupby("temperature")[cols]
-    mean = g.mean()
-    sem = g.sem(ddof=1).fillna(0.0) if per_traj["replica"].nunique() > 1 else mean * 0.0
-    table = mean.join(sem.add_suffix("_sem")).reset_index()
-    table["n_records_averaged"] = tail.groupby("temperature")["jumps"].nunique().to_numpy()
-    name = f"delta_{pair[0]}{pair[1]}"
-    if name not in table:
-        name = f"delta_{pair[1]}{pair[0]}"
-    if name not in table:
-        raise ValueError(f"analysis.order_pair: {list(pair)} is not a species pair of this run")
-    peak = table.loc[table[name].idxmax()]
-    resolved = locate_peak(table["temperature"], table[name],
-                           table[f"{name}_sem"] if per_traj["replica"].nunique() > 1 else None)
-    summary = {"pair": name, "peak_temperature_K": float(peak["temperature"]), "peak_value": float(peak[name]),
-               "peak_kind": resolved["kind"], "peak_range_K": list(resolved["x_range"]),
-               "n_jumps": n, "average_fraction": average_fraction}
-    return table, summary
-
-
-def b2_step(snapshot_dir: str | Path, final: Mapping[str, Any], a: str, b: str, fraction: float,
-            ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """B2 clusters in every snapshot of every trajectory.
-
-    Returns one row per cluster (with its lineage through the snapshots, see
-    :func:`dbkmc.kmc.analysis.track_clusters`) and one row per snapshot (unit count,
-    cluster count, largest and mean cluster size, persistent clusters: those whose
-    lineage reaches back at least half of the snapshots taken so far).
-    """
-    lattice, species = final["lattice"], final["species"]
-    for s in (a, b):
-        if s not in species:
-            raise ValueError(f"analysis.b2: species {s!r} not in {species}")
-    da, db = species.index(a) + 1, species.index(b) + 1
-    index = pd.read_csv(Path(snapshot_dir) / "index.csv")
-    cutoff = analysis.b2_cluster_cutoff(lattice)
-    clusters_rows, snap_rows = [], []
-    for traj, group in index.groupby("trajectory"):
-        snaps = []
-        for _, row in group.sort_values("jumps").iterrows():
-            (jumps, digits), = list(read_dump_frames(Path(snapshot_dir) / row["file"], lattice))
-            units = analysis.b2_units(digits, lattice, da, db, fraction)
-            snaps.append((int(jumps), analysis.b2_clusters(units, lattice, cutoff)))
-            snap_rows.append({"trajectory": traj, "temperature": row["temperature"], "replica": row["replica"],
-                              "jumps": int(jumps), "units": len(units)})
-        tracked = analysis.track_clusters(snaps)
-        tracked.insert(0, "trajectory", traj)
-        tracked.insert(1, "temperature", float(group["temperature"].iloc[0]))
-        clusters_rows.append(tracked)
-    clusters = pd.concat(clusters_rows, ignore_index=True) if clusters_rows else pd.DataFrame()
-    per_snap = pd.DataFrame(snap_rows)
-    stats = []
-    for (traj, jumps), g in clusters.groupby(["trajectory", "jumps"]):
-        k = int((per_snap[(per_snap.trajectory == traj)].jumps <= jumps).sum())
-        stats.append({"trajectory": traj, "jumps": jumps, "n_clusters": len(g), "largest": int(g["size"].max()),
-                      "mean_size": float(g["size"].mean()),
-                      "persistent": int((g["age_snapshots"] >= max(1, (k - 1) // 2)).sum())})
-    per_snap = per_snap.merge(pd.DataFrame(stats, columns=["trajectory", "jumps", "n_clusters", "largest",
-                                                           "mean_size", "persistent"]),
-                              on=["trajectory", "jumps"], how="left").fillna(
-        {"n_clusters": 0, "largest": 0, "mean_size": 0.0, "persistent": 0})
-    return clusters, per_snap
-
-
 # --- figures -------------------------------------------------------------------------
 
 
@@ -187,16 +55,18 @@ def _save(fig, out: str | Path) -> None:
     plt.close(fig)
 
 
-def fig3a_delta_vs_temperature(table: pd.DataFrame, summary: Mapping[str, Any], title: str, out: str | Path) -> None:
-    """delta_ij (averaged over the end of each run) against T, one line per species pair."""
+def fig3a_delta_vs_temperature(table: pd.DataFrame, pair: str, peak: Mapping[str, Any], title: str,
+                               out: str | Path) -> None:
+    """delta_ij (averaged over the end of each run) against T, one line per species pair.
+
+    ``table`` is :func:`dbkmc.kmc.analysis.order_summary`'s; ``pair`` (``delta_<A><B>``)
+    is the column whose ``peak`` (:func:`dbkmc.kmc.analysis.locate_peak`) is marked.
+    """
     fig, ax = plt.subplots(figsize=(7.0, 3.8))
     for col in [c for c in table.columns if c.startswith("delta_") and not c.endswith("_sem")]:
         ax.errorbar(table["temperature"], table[col], yerr=table[f"{col}_sem"], marker="o", ms=3, capsize=2,
                     label=col.removeprefix("delta_"))
     ax.axhline(0.0, color="0.6", lw=0.8)
-    pair = summary["pair"]
-    replicated = bool(np.any(table[f"{pair}_sem"].to_numpy() > 0))
-    peak = locate_peak(table["temperature"], table[pair], table[f"{pair}_sem"] if replicated else None)
     mark_peak(ax, peak, prefix=f"{pair.removeprefix('delta_')}: ")
     ax.set(xlabel="T (K)", ylabel=r"$\delta_{ij} = N_{ij} - N^0_{ij}$ (bonds)", title=title)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -238,11 +108,12 @@ def fig4b_randomness_distributions(per_site: pd.DataFrame, temperatures: Sequenc
     return used
 
 
-def fig4c_var_r(per_t: pd.DataFrame, summary: Mapping[str, Any], title: str, out: str | Path) -> None:
+def fig4c_var_r(per_t: pd.DataFrame, peak: Mapping[str, Any], title: str, out: str | Path) -> None:
     """Var(R) against T on the aged configurations (and, dashed, on the starting configuration).
 
-    With a ``var_R_sem`` column (see :func:`var_r_errors`) the aged points get error bars
-    and the maximum is marked as a peak only where :func:`locate_peak` resolves one.
+    With a ``var_R_sem`` column (see :func:`dbkmc.kmc.analysis.var_r_errors`) the aged
+    points get error bars. ``peak`` is the aged Var(R)'s maximum
+    (:func:`dbkmc.kmc.analysis.locate_peak`), marked as a peak only where resolved.
     """
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     if "configuration" not in per_t:
@@ -255,22 +126,10 @@ def fig4c_var_r(per_t: pd.DataFrame, summary: Mapping[str, Any], title: str, out
     err = final["var_R_sem"] if "var_R_sem" in final else None
     if err is not None:
         ax.errorbar(final["temperature"], final["var_R"], yerr=err, fmt="none", ecolor="C0", capsize=2, lw=0.8)
-    mark_peak(ax, locate_peak(final["temperature"], final["var_R"], err))
+    mark_peak(ax, peak)
     ax.set(xlabel="T (K)", ylabel="Var(R) over sites", title=title)
     ax.legend(fontsize=7)
     _save(fig, out)
-
-
-def var_r_errors(per_t: pd.DataFrame, per_site: pd.DataFrame) -> pd.DataFrame:
-    """``per_t`` with ``var_R_sem``: the standard error of each Var(R) from its sites' R values.
-
-    The sites are treated as independent samples, so this is a lower bound where R is
-    correlated between neighbouring sites.
-    """
-    keys = ["configuration", "temperature"] if "configuration" in per_t and "configuration" in per_site \
-        else ["temperature"]
-    sem = per_site.groupby(keys)["R"].agg(var_R_sem=lambda r: variance_sem(r.to_numpy())).reset_index()
-    return per_t.drop(columns=["var_R_sem"], errors="ignore").merge(sem, on=keys, how="left")
 
 
 def fig5_b2_clusters(clusters: pd.DataFrame, per_snap: pd.DataFrame, title: str, out: str | Path) -> None:
@@ -312,35 +171,35 @@ def fig5_b2_clusters(clusters: pd.DataFrame, per_snap: pd.DataFrame, title: str,
     _save(fig, out)
 
 
-# --- rule steps ------------------------------------------------------------------------
 
+def aging_figure(timeseries: pd.DataFrame, table: pd.DataFrame, column: str, out: str | Path,
+                 title: str = "") -> None:
+    """delta_AB (and the state energy, if recorded) against simulated time, one colour per temperature.
 
-def order_report_step(timeseries_path: str | Path, pair: Sequence[str], average_fraction: float, run: str,
-                      table_out: str | Path, summary_out: str | Path, fig3a_out: str | Path,
-                      fig3b_out: str | Path) -> None:
-    ts = pd.read_parquet(timeseries_path)
-    table, summary = order_summary(ts, pair, average_fraction)
-    table.rename(columns={"temperature": "temperature_K"}).to_csv(table_out, index=False)
-    Path(summary_out).write_text(json.dumps({"run": run, **summary}, indent=2) + "\n")
-    fig3a_delta_vs_temperature(table, summary, f"{run}: order after {summary['n_jumps']:.2g} jumps", fig3a_out)
-    fig3b_delta_vs_jumps(ts, summary["pair"], f"{run}: {summary['pair']} against jumps", fig3b_out)
-
-
-def randomness_figures_step(per_site_path: str | Path, per_t_path: str | Path, summary_path: str | Path,
-                            temperatures: Sequence[float], run: str, fig4b_out: str | Path,
-                            fig4c_out: str | Path) -> None:
-    per_site = pd.read_parquet(per_site_path)
-    per_t = pd.read_csv(per_t_path).rename(columns={"temperature_K": "temperature"})
-    summary = json.loads(Path(summary_path).read_text())
-    per_t = var_r_errors(per_t, per_site)
-    fig4b_randomness_distributions(per_site, temperatures, f"{run}: R over sites", fig4b_out)
-    fig4c_var_r(per_t, summary, f"{run}: Var(R) against T", fig4c_out)
-
-
-def b2_report_step(snapshot_dir: str | Path, final_path: str | Path, b2: Mapping[str, Any], run: str,
-                   clusters_out: str | Path, per_snap_out: str | Path, fig5_out: str | Path) -> None:
-    final = load_final(final_path)
-    clusters, per_snap = b2_step(snapshot_dir, final, b2["a"], b2["b"], float(b2["fraction"]))
-    clusters.rename(columns={"temperature": "temperature_K"}).to_csv(clusters_out, index=False)
-    per_snap.rename(columns={"temperature": "temperature_K"}).to_csv(per_snap_out, index=False)
-    fig5_b2_clusters(clusters, per_snap, f"{run}: B2 {b2['a']}-{b2['b']} clusters", fig5_out)
+    ``timeseries`` is the kMC time series, ``table`` its replica average
+    (:func:`dbkmc.kmc.aging.aging_table`) and ``column`` the pair's ``delta_<A><B>``
+    column. Thin lines: single replicas; thick line with markers: the replica mean at
+    each record point, plotted at the mean time.
+    """
+    has_energy = "energy_eV" in timeseries.columns
+    fig, axes = plt.subplots(1, 2 if has_energy else 1, figsize=(10 if has_energy else 5.2, 4), squeeze=False)
+    axes[0, 0].axhline(0.0, color="0.6", lw=0.6)  # the random solution
+    panels = [(axes[0, 0], column, "delta", f"{column.replace('delta_', 'delta ')} (bonds)")]
+    if has_energy:
+        panels.append((axes[0, 1], "energy_eV", "energy_eV", "M_KOL state energy (eV)"))
+    for i, (temp, group) in enumerate(timeseries.groupby("temperature")):
+        colour = f"C{i}"
+        mean = table[table["temperature"] == temp]
+        for ax, raw, avg, _ in panels:
+            for _, rep in group.groupby("replica"):
+                rep = rep[rep["time_s"] > 0].sort_values("jumps")
+                ax.plot(rep["time_s"], rep[raw], color=colour, lw=0.6, alpha=0.35)
+            m = mean[mean["time_s"] > 0]
+            ax.plot(m["time_s"], m[avg], "o-", color=colour, ms=3, lw=1.6,
+                    label=f"{temp:g} K ({int(m['n_replicas'].max())} replicas)")
+    for ax, _, _, label in panels:
+        ax.set(xscale="log", xlabel="simulated time (s)", ylabel=label)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _save(fig, out)

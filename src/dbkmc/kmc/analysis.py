@@ -22,11 +22,15 @@ All functions are pure and work on numpy arrays of *digits* (``0`` = vacancy,
   or a B atom with at least that fraction A. Units are grouped into clusters: two units
   belong together when their distance is below the cutoff halfway between the 5th and
   6th neighbour shells.
+* Summaries over temperatures and replicas: the order table and its peak
+  (:func:`order_summary`, :func:`locate_peak`), standard errors of Var(R)
+  (:func:`var_r_errors`) and per-snapshot B2 cluster statistics (:func:`b2_snapshot_stats`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -217,3 +221,122 @@ def track_clusters(snapshots: Sequence[tuple[int, list[np.ndarray]]], overlap: f
                          "born_jumps": born, "age_snapshots": age})
         prev = cur
     return pd.DataFrame(rows, columns=["jumps", "cluster", "size", "lineage", "born_jumps", "age_snapshots"])
+
+
+def b2_snapshot_stats(clusters: pd.DataFrame, per_snap: pd.DataFrame) -> pd.DataFrame:
+    """``per_snap`` (one row per trajectory and snapshot) with its B2 cluster statistics.
+
+    Added columns: ``n_clusters``, ``largest`` and ``mean_size`` (B2 units) and
+    ``persistent``: clusters whose lineage (:func:`track_clusters`) reaches back at least
+    half of the snapshots taken so far. Snapshots without clusters get zeros.
+    """
+    stats = []
+    for (traj, jumps), g in clusters.groupby(["trajectory", "jumps"]):
+        k = int((per_snap[(per_snap.trajectory == traj)].jumps <= jumps).sum())
+        stats.append({"trajectory": traj, "jumps": jumps, "n_clusters": len(g), "largest": int(g["size"].max()),
+                      "mean_size": float(g["size"].mean()),
+                      "persistent": int((g["age_snapshots"] >= max(1, (k - 1) // 2)).sum())})
+    return per_snap.merge(pd.DataFrame(stats, columns=["trajectory", "jumps", "n_clusters", "largest",
+                                                       "mean_size", "persistent"]),
+                          on=["trajectory", "jumps"], how="left").fillna(
+        {"n_clusters": 0, "largest": 0, "mean_size": 0.0, "persistent": 0})
+
+
+# --- summaries over temperatures and replicas ------------------------------------
+
+
+def locate_peak(x: Sequence[float], y: Sequence[float], err: Sequence[float] | None) -> dict[str, Any]:
+    """Where ``y(x)`` is largest, and whether that is a resolved peak.
+
+    ``err`` are the standard errors of ``y``. Starting from the largest point, the
+    neighbours on each side whose difference from it is within the combined standard
+    error ``sqrt(err_max**2 + err_j**2)`` are added to a plateau. Returned ``kind``:
+
+    - ``"peak"``: the maximum exceeds both neighbours by more than their combined
+      errors and is not at either end of the range;
+    - ``"plateau"``: points next to the maximum agree with it within their errors
+      (``x_range`` gives the first and last of them);
+    - ``"edge"``: the maximum (or its plateau) reaches the first or last ``x``;
+    - ``"maximum"``: no error estimate (``err`` None, or all zero / NaN): only the
+      largest point is known, not whether it is resolved.
+
+    ``x_max`` and ``y_max`` are the largest point.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.ndim != 1 or x.shape != y.shape or len(x) == 0:
+        raise ValueError(f"locate_peak: need equal-length 1-d x and y, got shapes {x.shape}, {y.shape}")
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    e = None if err is None else np.asarray(err, dtype=float)[order]
+    i = int(np.nanargmax(y))
+    out: dict[str, Any] = {"x_max": float(x[i]), "y_max": float(y[i])}
+    if e is None or not np.any(np.nan_to_num(e) > 0):
+        return {**out, "kind": "maximum", "x_range": (float(x[i]), float(x[i]))}
+    e = np.nan_to_num(e)
+    lo = hi = i
+    while lo > 0 and y[i] - y[lo - 1] <= np.hypot(e[i], e[lo - 1]):
+        lo -= 1
+    while hi < len(x) - 1 and y[i] - y[hi + 1] <= np.hypot(e[i], e[hi + 1]):
+        hi += 1
+    kind = "edge" if lo == 0 or hi == len(x) - 1 else ("peak" if lo == hi else "plateau")
+    return {**out, "kind": kind, "x_range": (float(x[lo]), float(x[hi]))}
+
+
+def order_summary(timeseries: pd.DataFrame, pair: Sequence[str], average_fraction: float) -> tuple[pd.DataFrame, dict]:
+    """Per temperature: delta_ij and alpha_ij averaged over the last ``average_fraction`` of jumps.
+
+    Records with ``jumps >= (1 - average_fraction) * n_jumps`` are averaged per
+    trajectory, then over replicas (mean and standard error). The peak temperature is
+    where the mean ``delta_<pair>`` is largest; ``peak_kind`` and ``peak_range_K`` say
+    whether that maximum is resolved against its neighbours (:func:`locate_peak`; with
+    one replica there is no error estimate and ``peak_kind`` is ``"maximum"``).
+    """
+    n = int(timeseries["jumps"].max())
+    tail = timeseries[timeseries["jumps"] >= (1.0 - average_fraction) * n]
+    cols = [c for c in timeseries.columns if c.startswith(("delta_", "alpha_", "energy_"))]
+    per_traj = tail.groupby(["temperature", "replica"])[cols].mean().reset_index()
+    g = per_traj.groupby("temperature")[cols]
+    mean = g.mean()
+    sem = g.sem(ddof=1).fillna(0.0) if per_traj["replica"].nunique() > 1 else mean * 0.0
+    table = mean.join(sem.add_suffix("_sem")).reset_index()
+    table["n_records_averaged"] = tail.groupby("temperature")["jumps"].nunique().to_numpy()
+    name = f"delta_{pair[0]}{pair[1]}"
+    if name not in table:
+        name = f"delta_{pair[1]}{pair[0]}"
+    if name not in table:
+        raise ValueError(f"analysis.order_pair: {list(pair)} is not a species pair of this run")
+    peak = table.loc[table[name].idxmax()]
+    resolved = locate_peak(table["temperature"], table[name],
+                           table[f"{name}_sem"] if per_traj["replica"].nunique() > 1 else None)
+    summary = {"pair": name, "peak_temperature_K": float(peak["temperature"]), "peak_value": float(peak[name]),
+               "peak_kind": resolved["kind"], "peak_range_K": list(resolved["x_range"]),
+               "n_jumps": n, "average_fraction": average_fraction}
+    return table, summary
+
+
+def variance_sem(values: np.ndarray) -> float:
+    """Standard error of the sample variance of independent values (from the fourth central moment).
+
+    ``Var(s^2) = (m4 - s^4 (n - 3) / (n - 1)) / n``; NaN for fewer than 4 values.
+    """
+    v = np.asarray(values, dtype=float)
+    n = len(v)
+    if n < 4:
+        return float("nan")
+    d = v - v.mean()
+    s2 = float(np.var(v, ddof=1))
+    m4 = float(np.mean(d**4))
+    return float(np.sqrt(max(0.0, (m4 - s2**2 * (n - 3) / (n - 1)) / n)))
+
+
+def var_r_errors(per_t: pd.DataFrame, per_site: pd.DataFrame) -> pd.DataFrame:
+    """``per_t`` with ``var_R_sem``: the standard error of each Var(R) from its sites' R values.
+
+    The sites are treated as independent samples, so this is a lower bound where R is
+    correlated between neighbouring sites.
+    """
+    keys = ["configuration", "temperature"] if "configuration" in per_t and "configuration" in per_site \
+        else ["temperature"]
+    sem = per_site.groupby(keys)["R"].agg(var_R_sem=lambda r: variance_sem(r.to_numpy())).reset_index()
+    return per_t.drop(columns=["var_R_sem"], errors="ignore").merge(sem, on=keys, how="left")
