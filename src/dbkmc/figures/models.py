@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -117,24 +117,3 @@ def learning_curve_figure(table: pd.DataFrame, out: str | Path) -> None:
     fig.subplots_adjust(left=0.1, right=0.98, bottom=0.15, top=0.95, wspace=0.38)
     fig.savefig(out, dpi=150)
     plt.close(fig)
-
-
-def table2(metrics: Mapping[str, Mapping], models: Sequence[str] = ("M_NC", "M_SAS", "M_HAS", "M_KOL")) -> pd.DataFrame:
-    """Table 2: train and test RMSE of dE and test ddE (eV), ensemble mean and member spread."""
-    rows = []
-    for name in models:
-        m = metrics[name]
-        rows.append({
-            "model": name,
-            "train_rmse_dE_eV": m["train"]["rmse_dE"],
-            "test_rmse_dE_eV": m["test"]["rmse_dE"],
-            "test_rmse_dE_member_mean_eV": m["test"]["member_rmse_dE_mean"],
-            "test_rmse_dE_member_std_eV": m["test"]["member_rmse_dE_std"],
-            "test_ddE_eV": m["test"]["ddE"],
-        })
-    return pd.DataFrame(rows)
-
-
-def write_table(table: pd.DataFrame, csv: str | Path, markdown: str | Path, digits: int = 4) -> None:
-    table.to_csv(csv, index=False)
-    Path(markdown).write_text(table.round(digits).to_markdown(index=False) + "\n")

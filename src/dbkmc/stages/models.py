@@ -176,6 +176,28 @@ def learning_curve_step(events_path, fingerprints_path, models_cfg: Mapping, sas
     plots.learning_curve_figure(table, out_png)
 
 
+def table2(metrics: Mapping[str, Mapping], models: Sequence[str] = ("M_NC", "M_SAS", "M_HAS", "M_KOL")) -> pd.DataFrame:
+    """Table 2: train and test RMSE of dE and test ddE (eV), ensemble mean and member spread."""
+    rows = []
+    for name in models:
+        m = metrics[name]
+        rows.append({
+            "model": name,
+            "train_rmse_dE_eV": m["train"]["rmse_dE"],
+            "test_rmse_dE_eV": m["test"]["rmse_dE"],
+            "test_rmse_dE_member_mean_eV": m["test"]["member_rmse_dE_mean"],
+            "test_rmse_dE_member_std_eV": m["test"]["member_rmse_dE_std"],
+            "test_ddE_eV": m["test"]["ddE"],
+        })
+    return pd.DataFrame(rows)
+
+
+def write_table(table: pd.DataFrame, csv: str | Path, markdown: str | Path, digits: int = 4) -> None:
+    """The table as CSV (full precision) and as markdown (rounded to ``digits``)."""
+    table.to_csv(csv, index=False)
+    Path(markdown).write_text(table.round(digits).to_markdown(index=False) + "\n")
+
+
 def report_step(metrics_paths: Mapping[str, str], predictions_paths: Mapping[str, str],
                 out_table_csv, out_table_md, figure_dir) -> pd.DataFrame:
     """Table 2 and the parity / forward-reverse figures (Figs 3-7)."""
@@ -188,8 +210,8 @@ def report_step(metrics_paths: Mapping[str, str], predictions_paths: Mapping[str
                                 "member_rmse_dE_std": m[part][key]["member_std"],
                                 "ddE": m[part].get("ddE", {}).get("ensemble", float("nan"))}
                          for part in ("train", "val", "test")}
-    table = plots.table2(metrics)
-    plots.write_table(table, out_table_csv, out_table_md)
+    table = table2(metrics)
+    write_table(table, out_table_csv, out_table_md)
     figure_dir = Path(figure_dir)
     figure_dir.mkdir(parents=True, exist_ok=True)
     for name, path in predictions_paths.items():
