@@ -12,16 +12,14 @@ import pytest
 import torch
 
 from dbkmc.neb.events import event_geometry
+from dbkmc.detailed_balance.aev import AEVParams, aev, feature_labels
 from dbkmc.detailed_balance.fingerprints import (
     FINGERPRINT_KINDS,
-    AEVParams,
-    aev,
     featurize_events,
-    feature_labels,
     kolmogorov_fingerprint,
-    structure_fingerprints,
     transition_fingerprints,
 )
+from dbkmc.detailed_balance.relaxed_fingerprints import structure_fingerprints
 from dbkmc.core.lattice import Lattice
 from dbkmc.core.sampling import occupation_from_str, occupation_to_str, sample_events
 

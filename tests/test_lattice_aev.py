@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from dbkmc.detailed_balance.fingerprints import AEVParams, aev, featurize_events, kolmogorov_fingerprint, transition_fingerprints
+from dbkmc.detailed_balance.aev import AEVParams, aev
+from dbkmc.detailed_balance.fingerprints import featurize_events, kolmogorov_fingerprint, transition_fingerprints
 from dbkmc.core.lattice import Lattice
 from dbkmc.detailed_balance.lattice_aev import LatticeAEV
 from dbkmc.core.sampling import occupation_to_str

@@ -2,7 +2,7 @@ r"""Ideal-lattice AEVs as precomputed tensor contractions of the occupation.
 
 On the ideal lattice, the neighbours of a fingerprint centre (a vacancy site or
 a jump midpoint) sit at fixed offsets, so every geometric factor of the ANI
-AEV (:mod:`dbkmc.detailed_balance.fingerprints`) is a constant of the lattice. With ``e_X[j]``
+AEV (:mod:`dbkmc.detailed_balance.aev`) is a constant of the lattice. With ``e_X[j]``
 the one-hot occupation (1 if window site ``j`` holds element X, 0 for another
 element or a vacancy):
 
@@ -14,7 +14,7 @@ element or a vacancy):
   of it for X = Y (each unordered neighbour pair once, as ANI does).
 
 :class:`LatticeAEV` builds ``R`` and ``W`` once per lattice and
-:class:`~dbkmc.detailed_balance.fingerprints.AEVParams`: one table for the Kolmogorov window and
+:class:`~dbkmc.detailed_balance.aev.AEVParams`: one table for the Kolmogorov window and
 one for the transition-wise window. The z jump paths share it: path k's window
 is path 0's turned by a cubic symmetry operation, so its slots are listed in
 the turned order and distances and angles stay those of path 0. Integer offset
@@ -23,9 +23,11 @@ the occupation on the window's sites and two matrix products; no neighbour
 search. State B of a jump differs from A on two sites only, so its
 transition-wise angular map is A's plus a rank-2 update.
 
-The windows, the jump-midpoint centre, the excluded centre and the per-path
-union are exactly those of :func:`dbkmc.detailed_balance.fingerprints.featurize_events`, and the
-geometric factors come from the same functions, so both give the same numbers
+The windows (:mod:`dbkmc.detailed_balance.windows`: the jump-midpoint centre,
+the excluded centre and the per-path union) are exactly those of
+:func:`dbkmc.detailed_balance.fingerprints.featurize_events`, and the geometric
+factors come from the same terms (:mod:`dbkmc.detailed_balance.aev.terms`) and
+pair table, so both give the same numbers
 up to the order of summation (``tests/test_lattice_aev.py``).
 
 Occupation convention: a site holds species ``first_species + X`` for element
@@ -44,8 +46,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dbkmc.detailed_balance.fingerprints import AEVParams, _angular_terms, _distances, _lattice_tables, _radial_terms
 from dbkmc.core.lattice import NN_VECTORS, Lattice
+from dbkmc.detailed_balance.aev import AEVParams, AngularTerms, RadialTerms, angular_pair_table, distances
+from dbkmc.detailed_balance.windows import lattice_windows
 
 _CHUNK_ELEMENTS = 1 << 22  # rough budget of intermediate tensor elements per contraction chunk
 
@@ -86,22 +89,15 @@ class WindowTables:
 def _window_tables(offsets: np.ndarray, positions: np.ndarray, p: AEVParams,
                    device: torch.device, dtype: torch.dtype) -> WindowTables:
     """Tables of one geometry: ``positions`` (M, 3) Å from the centre; ``offsets`` (P, M, 3) in half units."""
-    # float64 on the CPU with the very functions of fingerprints._aev_shared, then cast
+    # float64 on the CPU with the very terms and pair table of aev.aev (shared geometry), then cast
     rel = torch.as_tensor(positions, dtype=torch.float64)
-    d = _distances(rel)
-    ang = torch.nonzero(d < p.r_cut_angular).flatten()
-    n_ang = len(ang)
-    r_a, d_a = rel[ang], d[ang]
-    pj, pk = torch.triu_indices(n_ang, n_ang, offset=1)
-    w_pairs = _angular_terms(r_a[pj], r_a[pk], d_a[pj], d_a[pk], p)
-    w = rel.new_zeros((n_ang, n_ang, p.n_angular))
-    w[pj, pk] = w_pairs
-    w[pk, pj] = w_pairs
+    d = distances(rel)
+    ang, w = angular_pair_table(rel, d, AngularTerms.from_params(p))
     return WindowTables(
         offsets=torch.as_tensor(np.asarray(offsets), dtype=torch.long, device=device),
-        radial=_radial_terms(d, p).to(device=device, dtype=dtype),
+        radial=RadialTerms.from_params(p)(d).to(device=device, dtype=dtype),
         ang_index=ang.to(device),
-        angular=w.reshape(n_ang, n_ang * p.n_angular).to(device=device, dtype=dtype),
+        angular=w.to(device=device, dtype=dtype),
     )
 
 
@@ -147,7 +143,7 @@ class LatticeAEV:
             raise ValueError(f"lattice_aev: need n_species >= 1, got {n_species}")
         self.lattice, self.params, self.n_species = lattice, params, int(n_species)
         self.device, self.dtype = torch.device(device), dtype
-        tables = _lattice_tables(lattice.kind, lattice.a, params.r_cut)
+        tables = lattice_windows(lattice.kind, lattice.a, params.r_cut)
         self.kol = _window_tables(tables.kol_offsets[None], tables.kol_positions, params, self.device, dtype)
         turned = _turned_tw_offsets(lattice.kind, tables.tw_offsets)
         self.tw = _window_tables(turned, tables.tw_positions[0], params, self.device, dtype)
