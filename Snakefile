@@ -2,14 +2,12 @@
 # Run with `snakemake --cores N` (or `make run`); on a cluster with
 # `snakemake --profile profiles/slurm`. See README.md.
 
-import os
+# dbkmc is an installed package (`make .venv`: editable, into .venv), imported like any other.
+# Jobs find it too: a SLURM job reruns this Python, and a rule's script, in a conda env as
+# well, gets Snakemake's search path (the sys.path of the Python running Snakemake).
+
 import sys
 from pathlib import Path
-
-# The library lives in src/: importable here and in every job (local, conda or SLURM).
-_SRC = str(Path(workflow.basedir) / "src")
-sys.path.insert(0, _SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
 
 from snakemake.utils import min_version
 
@@ -37,10 +35,10 @@ OUT = f"results/{RUN}"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/far_field.smk"  # registers the far-field pseudo-dataset: before dataset.smk
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/loops.smk"
+include: "workflow/rules/far_field.smk"
 include: "workflow/rules/nnk.smk"
 include: "workflow/rules/kmc.smk"
 include: "workflow/rules/kmc_aging.smk"

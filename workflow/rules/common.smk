@@ -1,15 +1,28 @@
-# Shared helpers for the rules: config lookups and target lists.
+# Shared helpers for the rules: config lookups and target lists. They only read `config`.
 
-from dbkmc.neb.potentials import sha256_file
 from dbkmc.core.config import resolve_potential_file
 from dbkmc.core.sampling import dataset_species
+from dbkmc.detailed_balance.far_field import FAR_FIELD_DATASET, far_field_dataset
+from dbkmc.neb.potentials import sha256_file
 
 LOGS = f"{OUT}/logs"
 BENCH = f"{OUT}/benchmarks"
 
 
+def all_datasets():
+    """Every dataset the dataset rules make: config's ``datasets``, then (far_field.enabled) the
+    pseudo-dataset "far-field", whose cells go through the same neb and collect_dataset rules."""
+    datasets = dict(config["datasets"])
+    if config["far_field"]["enabled"]:
+        datasets[FAR_FIELD_DATASET] = far_field_dataset(config["far_field"], config["potentials"])
+    return datasets
+
+
+DATASETS = all_datasets()
+
+
 def dataset_cfg(name):
-    return config["datasets"][name]
+    return DATASETS[name]
 
 
 def potential_name(dataset):
@@ -31,11 +44,11 @@ def species_of(dataset):
 
 
 def generated_datasets():
-    return [d for d, c in config["datasets"].items() if not c.get("source")]
+    return [d for d, c in DATASETS.items() if not c.get("source")]
 
 
 def sourced_datasets():
-    return [d for d, c in config["datasets"].items() if c.get("source")]
+    return [d for d, c in DATASETS.items() if c.get("source")]
 
 
 def _alternation(names):
@@ -50,7 +63,7 @@ DATASET_FILES = ("events.parquet", "rejects.parquet", "qc_summary.json", "struct
 
 
 def dataset_targets():
-    return [f"{dataset_dir(d)}/{f}" for d in config["datasets"] for f in DATASET_FILES]
+    return [f"{dataset_dir(d)}/{f}" for d in DATASETS for f in DATASET_FILES]
 
 
 def gpu_resources(device, pays=True):

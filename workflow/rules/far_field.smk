@@ -1,17 +1,14 @@
 # Far-field noise floor (Fig 11): one transition whose far field is redrawn N times per r_cut.
 # The cells go through the dataset stage's own `neb` (sharded, neb.shards) and `collect_dataset`
-# rules as the pseudo-dataset "far-field" (results/<run>/datasets/far-field/). This file is included
-# before dataset.smk: the pseudo-dataset must be in config["datasets"] when those rules are defined.
+# rules as the pseudo-dataset "far-field" (results/<run>/datasets/far-field/), which common.smk's
+# all_datasets() adds to the configured datasets.
 
 from types import SimpleNamespace
 
-from dbkmc.detailed_balance.far_field import FAR_FIELD_DATASET, far_field_dataset
+from dbkmc.detailed_balance.kinds import MODEL_KINDS
 
 FF_CFG = config["far_field"]
 FF_DIR = f"{OUT}/datasets/{FAR_FIELD_DATASET}"
-
-if FF_CFG["enabled"]:
-    config["datasets"][FAR_FIELD_DATASET] = far_field_dataset(FF_CFG, config["potentials"])
 
 
 def far_field_targets():
@@ -24,7 +21,7 @@ def far_field_metrics():
     """Model name -> metrics.json of the model stage (test RMSEs on Fig 11); empty without a model stage."""
     if config["models"]["dataset"] is None:
         return {}
-    return {m: f"{OUT}/models/{m}/metrics.json" for m in ("M_NC", "M_SAS", "M_HAS", "M_KOL", "KRA")}
+    return {m: f"{OUT}/models/{m}/metrics.json" for m in MODEL_KINDS}
 
 
 # The far-field cells replace the random sampling of the pseudo-dataset.

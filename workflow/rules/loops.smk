@@ -1,8 +1,10 @@
 # Closed-loop drift (Fig 9) and the exact Markov-chain check of detailed balance, on the model
 # stage's ensembles (M_NC, M_SAS, M_HAS, M_KOL, KRA). Switched on by loops.enabled.
 
+from dbkmc.detailed_balance.kinds import DE_KINDS
+
 LOOPS_CFG = config["loops"]
-LOOP_MODELS = ["M_NC", "M_SAS", "M_HAS", "M_KOL"]
+LOOP_MODELS = list(DE_KINDS)  # the dE models: loop drift compares them, the Markov check adds KRA
 
 
 def loop_targets():

@@ -1,9 +1,9 @@
 # Stages 2-3: fingerprints and the detailed-balance model family (M_NC, M_SAS, M_HAS, M_KOL, KRA).
 
+from dbkmc.detailed_balance.kinds import MODEL_KINDS
+from dbkmc.stages.keys import TRAIN_KEYS
+
 MODELS_CFG = config["models"]
-MODEL_KINDS = ["M_NC", "M_SAS", "M_HAS", "M_KOL", "KRA"]
-TRAIN_KEYS = ("hidden", "dropout", "lr", "weight_decay", "batch_size", "max_epochs", "patience",
-              "n_members", "seed", "split", "device")
 
 
 def train_params():
@@ -183,7 +183,7 @@ rule model_report:
         figures=report(directory(f"{OUT}/figures/models"), patterns=["{name}.png"],
                        caption="../report/models.rst", category="Models"),
     params:
-        models=MODEL_KINDS,
+        models=list(MODEL_KINDS),
     log:
         f"{LOGS}/models/report.log",
     benchmark:

@@ -1,12 +1,11 @@
 # Neural network kinetics (NNK): per-path voxel images of all_paths NEB datasets -> barrier
 # networks (MLP, CNN); the published Nb-Mo-Ta network over a composition triangle.
 
+from dbkmc.stages.keys import NNK_TRAIN_KEYS
+
 NNK_CFG = config["nnk"]
 NNK_SETS = NNK_CFG["sets"]
 NNK_ARCHS = NNK_CFG["architectures"]
-NNK_TRAIN_KEYS = ("cutoff", "grid", "mlp_hidden", "cnn_channels", "cnn_dense", "lr", "batch_size", "max_epochs",
-                  "lr_factor", "lr_patience", "min_lr", "stop_patience", "augment", "split", "seed", "device",
-                  "transfer_tolerance")
 
 
 def nnk_params():

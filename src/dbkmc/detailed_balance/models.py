@@ -36,11 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state
 
-MODEL_KINDS: tuple[str, ...] = ("M_NC", "M_SAS", "M_HAS", "M_KOL", "KRA")
-"""All model kinds; the first four predict dE, KRA predicts E_KRA."""
-
-DE_KINDS: tuple[str, ...] = ("M_NC", "M_SAS", "M_HAS", "M_KOL")
-"""The kinds that predict dE_[A,B]."""
+from dbkmc.detailed_balance.kinds import DE_KINDS, MODEL_KINDS  # noqa: F401  (re-exported: the kinds live torch-free)
 
 _CONSTANT_FEATURE_RTOL = 1e-6  # std below this fraction of |mean| (plus a floor): a constant feature
 

@@ -17,8 +17,9 @@ import torch
 
 from dbkmc.figures import models as plots
 from dbkmc.detailed_balance.fingerprints import AEVParams, featurize_events
-from dbkmc.detailed_balance.models import DE_KINDS
+from dbkmc.detailed_balance.kinds import DE_KINDS
 from dbkmc.core.io import resolve_device, write_json
+from dbkmc.stages.keys import TRAIN_CONFIG_KEYS
 from dbkmc.core.provenance import code_provenance, provenance_record
 from dbkmc.detailed_balance.training import (
     TARGETS,
@@ -75,8 +76,8 @@ def load_event_data(events_path: str | Path, fingerprints_path: str | Path, devi
 
 
 def train_config(models_cfg: Mapping, **changes) -> TrainConfig:
-    keys = ("hidden", "dropout", "lr", "weight_decay", "batch_size", "max_epochs", "patience", "n_members", "seed")
-    return TrainConfig.from_dict({k: models_cfg[k] for k in keys}).replace(**changes)
+    """The TrainConfig of the ``models`` block (its :data:`~dbkmc.stages.keys.TRAIN_CONFIG_KEYS`), with ``changes``."""
+    return TrainConfig.from_dict({k: models_cfg[k] for k in TRAIN_CONFIG_KEYS}).replace(**changes)
 
 
 def _split(data: EventData, models_cfg: Mapping):
