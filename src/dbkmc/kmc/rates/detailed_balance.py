@@ -36,7 +36,6 @@ The ensembles are the model stage's checkpoints
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,25 +44,10 @@ import torch
 from torch import Tensor, nn
 
 from dbkmc.detailed_balance.fingerprints import AEVParams
-from dbkmc.core.lattice import BASIS_HALF, NN_VECTORS, Lattice
+from dbkmc.core.lattice import NN_VECTORS, Lattice
+from dbkmc.core.stencil import ball_offsets
 from dbkmc.detailed_balance.lattice_aev import LatticeAEV, gather_sites, species_in_b
 from dbkmc.detailed_balance.models import Ensemble, KRAModel
-
-
-def _ball_offsets(lattice: Lattice, radius: float) -> np.ndarray:
-    """Lattice vectors (units of a/2) within ``radius`` of the origin, one per distinct periodic site, origin excluded."""
-    h = lattice.a / 2.0
-    c = int(math.ceil(radius / h)) + 1
-    g = np.arange(-c, c + 1)
-    cube = np.stack(np.meshgrid(g, g, g, indexing="ij"), axis=-1).reshape(-1, 3)
-    parities = {tuple(b % 2) for b in BASIS_HALF[lattice.kind]}
-    vecs = cube[[tuple(v) in parities for v in cube % 2]]
-    r2 = (vecs * vecs).sum(1) * h * h
-    vecs = vecs[np.argsort(r2, kind="stable")][np.sort(r2) <= radius * radius * (1 + 1e-9)]
-    period = 2 * lattice.n
-    _, first = np.unique(np.mod(vecs, period), axis=0, return_index=True)
-    vecs = vecs[np.sort(first)]
-    return vecs[np.any(np.mod(vecs, period) != 0, axis=1)]
 
 
 class StackedEnergy:
@@ -155,7 +139,9 @@ class DetailedBalanceRateModel:
         self._kra_energy = StackedEnergy(kra)
         d_nn = float(np.linalg.norm(NN_VECTORS[lattice.kind][0])) * lattice.a / 2.0
         # other vacancies whose Kolmogorov window can hold v or one of its hop sites
-        self._ball = torch.as_tensor(_ball_offsets(lattice, params.r_cut + d_nn), device=self.device)
+        # (one per distinct periodic site, nearest first; the centre and its images left out)
+        ball = ball_offsets(lattice, params.r_cut + d_nn, nearest_first=True, periodic=True, rtol=1e-9)
+        self._ball = torch.as_tensor(ball, device=self.device)
         self.reach = 2.0 * params.r_cut + d_nn
 
     @property
