@@ -441,7 +441,8 @@ def one_thread():
 def _kmc_case():
     import numpy as np
 
-    from dbkmc.kmc.engine import KMC, RunHooks, Schedule
+    from dbkmc.kmc.driver import RunHooks, Schedule
+    from dbkmc.kmc.engine import KMC
     from dbkmc.core.lattice import Lattice
     from kmc_models import pair_model
 
@@ -468,7 +469,7 @@ def test_damaged_checkpoint_is_named_and_the_run_still_ends_exactly(tmp_path: Pa
 
     import torch
 
-    from dbkmc.kmc.engine import previous_checkpoint, simulate
+    from dbkmc.kmc.driver import previous_checkpoint, simulate
 
     engine, hooks, sched = _kmc_case()
     ref = engine()
@@ -485,7 +486,7 @@ def test_damaged_checkpoint_is_named_and_the_run_still_ends_exactly(tmp_path: Pa
         path.write_bytes({"truncate": data[: len(data) // 2], "empty": b"",
                           "garbage": b"not a checkpoint"}[damage.split("_")[0]])
     second = engine()
-    with caplog.at_level(logging.INFO, logger="dbkmc.kmc.engine"):
+    with caplog.at_level(logging.INFO, logger="dbkmc.kmc.driver"):
         rows = simulate(second, sched, hooks(), checkpoint=ck, fingerprint="x", progress=False)
     for path in damaged:
         assert f"checkpoint {path} is unreadable" in caplog.text
@@ -498,7 +499,7 @@ def test_damaged_checkpoint_is_named_and_the_run_still_ends_exactly(tmp_path: Pa
 
 
 def test_checkpoint_is_written_atomically_and_the_previous_kept(tmp_path: Path, one_thread: None) -> None:
-    from dbkmc.kmc.engine import load_checkpoint, previous_checkpoint, simulate
+    from dbkmc.kmc.driver import load_checkpoint, previous_checkpoint, simulate
 
     engine, hooks, sched = _kmc_case()
     ck = tmp_path / "checkpoint.pt"

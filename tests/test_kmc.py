@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from dbkmc.core.constants import KB_EV
-from dbkmc.kmc.engine import KMC, RunHooks, Schedule, simulate, trajectory_key, uniform_reference, uniforms, _signed
+from dbkmc.kmc.driver import RunHooks, Schedule, simulate
+from dbkmc.kmc.engine import KMC
+from dbkmc.kmc.rng import signed as _signed, trajectory_key, uniform_reference, uniforms
 from dbkmc.core.lattice import NN_VECTORS, Lattice
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -19,21 +19,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dbkmc.kmc import analysis
 from dbkmc.core.composition import exact_counts
-from dbkmc.kmc.engine import (
-    KMC,
-    RunHooks,
-    Schedule,
-    log_spaced_steps,
-    remove_checkpoints,
-    resolve_device,
-    run_fingerprint,
-    simulate,
-)
-from dbkmc.kmc.io import load_final, write_dump_frame
+from dbkmc.core.io import resolve_device
 from dbkmc.core.lattice import Lattice
-from dbkmc.kmc.rates.base import RateModel, build_rate_model
+from dbkmc.core.stencil import Stencil
+from dbkmc.kmc import analysis
+from dbkmc.kmc.driver import RunHooks, Schedule, log_spaced_steps, remove_checkpoints, run_fingerprint, simulate
+from dbkmc.kmc.engine import KMC
+from dbkmc.kmc.io import load_final, write_dump_frame
+from dbkmc.kmc.rates.base import LocalRateModel, RateModel, build_rate_model
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +117,7 @@ def schedule(run: Mapping[str, Any]) -> Schedule:
 def build_run(name: str, run: Mapping[str, Any], device: str) -> tuple[KMC, RateModel, pd.DataFrame, Lattice, list[str]]:
     key = f"kmc.runs.{name}"
     lattice, digits, species = build_structure(run["structure"], run["seed"], key=f"{key}.structure")
-    dev = resolve_device(device)
+    dev = resolve_device(device, key="kmc.device")
     model = build_rate_model(run["rate_model"], lattice, species, dev, key=f"{key}.rate_model")
     digits = insert_vacancies(digits, int(run["n_vacancies"]), run["seed"])
     table = trajectories(run["temperatures"], int(run["replicas"]))
@@ -241,9 +235,7 @@ def site_barriers(model: RateModel, digits: np.ndarray, chunk: int = 4096) -> tu
     out = torch.full((lattice.n_sites, nbr.shape[1]), float("nan"), dtype=torch.float64)
     sites = torch.nonzero(usable)[:, 0]
     device = getattr(model, "device", None) or torch.device("cpu")
-    if hasattr(model, "barriers_local") and getattr(model, "stencil_offsets", None) is not None:
-        from dbkmc.core.stencil import Stencil
-
+    if isinstance(model, LocalRateModel):
         stencil = Stencil(lattice, model.stencil_offsets)
         for i in range(0, len(sites), chunk):
             s = sites[i : i + chunk]
@@ -311,7 +303,8 @@ def randomness_rule_step(name: str, run: Mapping[str, Any], device: str, final_p
                          per_site_out: str | Path, per_t_out: str | Path, summary_out: str | Path) -> None:
     """Rule kmc_randomness: R of every site of every final (and the initial) configuration, Var(R) against T."""
     final = load_final(final_path)
-    model = build_rate_model(run["rate_model"], final["lattice"], final["species"], resolve_device(device),
+    model = build_rate_model(run["rate_model"], final["lattice"], final["species"],
+                             resolve_device(device, key="kmc.device"),
                              key=f"kmc.runs.{name}.rate_model")
     lattice, digits, _ = build_structure(run["structure"], run["seed"], key=f"kmc.runs.{name}.structure")
     initial = insert_vacancies(digits, int(run["n_vacancies"]), run["seed"])
