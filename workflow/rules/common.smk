@@ -1,6 +1,6 @@
 # Shared helpers for the rules: config lookups and target lists. They only read `config`.
 
-from dbkmc.core.config import resolve_potential_file
+from dbkmc.core.potential_files import resolve_potential_file
 from dbkmc.core.sampling import dataset_species
 from dbkmc.detailed_balance.far_field import FAR_FIELD_DATASET, far_field_dataset
 from dbkmc.neb.potentials import sha256_file

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ase.data import atomic_masses, atomic_numbers
 
-from dbkmc.core.config import resolve_potential_file
+from dbkmc.core.potential_files import resolve_potential_file
 
 
 def sha256_file(path: str | Path) -> str:
