@@ -85,7 +85,7 @@ def _split(data: EventData, models_cfg: Mapping):
 
 
 def _de_columns_eV(table: pd.DataFrame, prefixes: Sequence[str]) -> dict[str, str]:
-    """CSV names with units of the dE metrics of :func:`dbkmc.detailed_balance.training._flat`:
+    """CSV names with units of the dE metrics of :func:`dbkmc.detailed_balance.training.flat_de_metrics`:
     ``test_rmse`` -> ``test_rmse_dE_eV``, ``test_rmse_member_std`` -> ``test_rmse_dE_member_std_eV``,
     ``test_ddE`` -> ``test_ddE_eV``."""
     names = {}
