@@ -49,7 +49,6 @@ from dbkmc.detailed_balance.markov import (
     rates,
     stationary_distribution,
 )
-from dbkmc.detailed_balance.models import DE_KINDS
 from dbkmc.detailed_balance.training import LoadedModel
 
 
@@ -239,8 +238,3 @@ def markov_check(models: Mapping[str, LoadedModel], kra: LoadedModel, lattice: L
                      "boltzmann_max_rel_dev": boltz,
                      "detailed_balance_1e-10": balance.holds(1e-10)})
     return pd.DataFrame(rows)
-
-
-def dE_models(models: Mapping[str, LoadedModel]) -> dict[str, LoadedModel]:
-    """The dE models among ``models``, in the order of :data:`dbkmc.detailed_balance.models.DE_KINDS`."""
-    return {k: models[k] for k in DE_KINDS if k in models}

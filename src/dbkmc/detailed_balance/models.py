@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state
 
-from dbkmc.detailed_balance.kinds import DE_KINDS, MODEL_KINDS  # noqa: F401  (re-exported: the kinds live torch-free)
+from dbkmc.detailed_balance.kinds import DE_KINDS, MODEL_KINDS  # re-exported: the kinds live torch-free
 
 _CONSTANT_FEATURE_RTOL = 1e-6  # std below this fraction of |mean| (plus a floor): a constant feature
 
@@ -213,6 +213,10 @@ _MODEL_CLASSES: dict[str, type[TransitionModel]] = {
     cls.kind: cls for cls in (NonConservativeModel, SoftAntisymmetricModel, HardAntisymmetricModel,
                               KolmogorovModel, KRAModel)
 }
+# The names (dbkmc.detailed_balance.kinds, torch-free for the rule files) and the classes must agree.
+if tuple(_MODEL_CLASSES) != MODEL_KINDS or DE_KINDS != tuple(k for k, c in _MODEL_CLASSES.items() if c.target == "dE"):
+    raise ImportError(f"models: MODEL_KINDS {MODEL_KINDS} / DE_KINDS {DE_KINDS} (kinds.py) do not match "
+                      f"the model classes {[(k, c.target) for k, c in _MODEL_CLASSES.items()]}")
 
 
 def build_model(kind: str, feature_dim: int, hidden: Sequence[int] = (128, 64), dropout: float = 0.05) -> TransitionModel:
