@@ -67,10 +67,12 @@ def dataset_species(compositions: Mapping[str, Mapping[str, float]], potential_e
     return [e for e in potential_elements if e in used]
 
 
-def _event_row(
+def event_row(
     dataset: str, label: str, comp_key: str, index: int, path: int, mode: str,
     lattice: Lattice, seed: int, occ: np.ndarray, vacancy: int, species: Sequence[str],
 ) -> dict:
+    """One sampled event (the vacancy at ``vacancy`` jumps along neighbour ``path``) as an
+    ``events_sampled.jsonl`` row: id, composition, cell, seed and the occupation string."""
     hop = int(lattice.neighbors[vacancy, path])
     jump = lattice.jump_vector(path)
     suffix = f":p{path:02d}" if mode == "all_paths" else ""
@@ -129,7 +131,7 @@ def sample_events(
             occ, vacancy = random_configuration(rng, lattice, counts)
             paths: Iterable[int] = [int(rng.integers(z))] if mode == "pairs" else range(z)
             for k in paths:
-                events.append(_event_row(dataset, label, key, i, k, mode, lattice, seed, occ, vacancy, species))
+                events.append(event_row(dataset, label, key, i, k, mode, lattice, seed, occ, vacancy, species))
     return events
 
 

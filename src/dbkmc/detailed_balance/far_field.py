@@ -31,7 +31,7 @@ import pandas as pd
 
 from dbkmc.core.composition import composition_key, exact_counts
 from dbkmc.core.lattice import COORDINATION, Lattice
-from dbkmc.core.sampling import _event_row, random_configuration
+from dbkmc.core.sampling import event_row, random_configuration
 
 FAR_FIELD_DATASET = "far-field"
 """Name of the pseudo-dataset; dataset names in a config cannot contain '-', so it never clashes."""
@@ -120,7 +120,7 @@ def far_field_events(
         for sample in range(int(n_samples)):
             occ = base.copy()
             occ[free] = base[free][redraw_rng(seed, key, float(r_cut), sample).permutation(len(free))]
-            row = _event_row(dataset, label, key, sample, path, "pairs", lattice, int(seed), occ, vacancy, species)
+            row = event_row(dataset, label, key, sample, path, "pairs", lattice, int(seed), occ, vacancy, species)
             row.update(event_id=f"{dataset}:{label}:rc{float(r_cut):.2f}:{sample:06d}", r_cut=float(r_cut),
                        far_field_sample=sample, n_frozen=int(lattice.n_sites - len(free)))
             events.append(row)
