@@ -14,14 +14,8 @@ import torch
 from dbkmc.cli import main as cli_main
 from dbkmc.neb.dump import read_dump, to_lattice
 from dbkmc.core.lattice import NN_VECTORS, Lattice
-from dbkmc.nnk.networks import (
-    NNKEncoder,
-    PublishedNNK,
-    alignment_operation,
-    barriers,
-    digits_from_occupation,
-    load_published_weights,
-)
+from dbkmc.nnk.encoder import NNKEncoder, alignment_operation, digits_from_occupation
+from dbkmc.nnk.networks import PublishedNNK, barriers, load_published_weights
 from dbkmc.core.sampling import VACANCY
 
 from conftest import NNK_NBMOTA as SHARED  # noqa: E402

@@ -9,7 +9,8 @@ import torch
 
 from dbkmc.core.config import ConfigError, validate_config
 from dbkmc.core.lattice import NN_VECTORS, Lattice
-from dbkmc.nnk.networks import NNKCNN, NNKEncoder, alignment_operation, barriers, digits_from_occupation
+from dbkmc.nnk.encoder import NNKEncoder, alignment_operation, digits_from_occupation
+from dbkmc.nnk.networks import NNKCNN, barriers
 from dbkmc.nnk.data import (
     event_images,
     split_configurations,

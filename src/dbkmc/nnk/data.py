@@ -2,7 +2,7 @@
 
 An ``all_paths`` dataset holds, for each vacancy configuration, one NEB event per
 first-neighbour path. The image of event (configuration, path k) is path k's
-aligned grid (:class:`dbkmc.nnk.networks.NNKEncoder`) and its target the forward NEB
+aligned grid (:class:`dbkmc.nnk.encoder.NNKEncoder`) and its target the forward NEB
 barrier ``barrier_forward`` (eV).
 """
 
@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from dbkmc.core.lattice import Lattice
-from dbkmc.nnk.networks import REFERENCE_DIRECTION, NNKEncoder, digits_from_occupation, voxel_coordinates
+from dbkmc.nnk.encoder import REFERENCE_DIRECTION, NNKEncoder, digits_from_occupation, voxel_coordinates
 from dbkmc.core.sampling import occupation_from_str
 
 TARGET = "barrier_forward"
