@@ -23,7 +23,8 @@ import torch
 from dbkmc.figures import nnk as nnk_plots
 from dbkmc.core.composition import exact_counts
 from dbkmc.core.lattice import Lattice
-from dbkmc.nnk.networks import NNKEncoder, PublishedNNK, barriers
+from dbkmc.nnk.encoder import NNKEncoder
+from dbkmc.nnk.networks import PublishedNNK, barriers
 from dbkmc.nnk.data import TARGET, check_events, dataset_grid, event_images, split_configurations
 from dbkmc.nnk.training import NNKTrainConfig, predict, regression_metrics, save_nnk, train_nnk
 from dbkmc.core.io import resolve_device, write_json
