@@ -74,7 +74,8 @@ class Lattice:
         return self.half_coords * (self.a / 2.0)
 
     @cached_property
-    def _index_grid(self) -> np.ndarray:
+    def index_grid(self) -> np.ndarray:
+        """Site index at each integer half-coordinate of the cell, ``-1`` where no site sits."""
         m = 2 * self.n
         grid = np.full((m, m, m), -1, dtype=np.int64)
         hc = self.half_coords
@@ -84,7 +85,7 @@ class Lattice:
     def site_at(self, half: np.ndarray) -> np.ndarray:
         """Site indices at integer half-coordinates (periodic)."""
         h = np.mod(np.asarray(half), 2 * self.n)
-        idx = self._index_grid[h[..., 0], h[..., 1], h[..., 2]]
+        idx = self.index_grid[h[..., 0], h[..., 1], h[..., 2]]
         if np.any(idx < 0):
             raise ValueError("half-coordinates do not fall on lattice sites")
         return idx

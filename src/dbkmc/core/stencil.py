@@ -65,7 +65,7 @@ class Stencil:
         big = m + 2 * pad
         coords = np.arange(big) - pad  # padded coordinate -> periodic coordinate
         c = np.mod(coords, m)
-        grid = lattice._index_grid[np.ix_(c, c, c)]  # (big, big, big), -1 off-lattice
+        grid = lattice.index_grid[np.ix_(c, c, c)]  # (big, big, big), -1 off-lattice
         hc = lattice.half_coords + pad
         self._grid = torch.as_tensor(grid.reshape(-1), dtype=torch.long, device=device)
         self._pos = torch.as_tensor((hc[:, 0] * big + hc[:, 1]) * big + hc[:, 2], dtype=torch.long, device=device)

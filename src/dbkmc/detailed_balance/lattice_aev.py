@@ -158,7 +158,7 @@ class LatticeAEV:
         self._tw_changed = torch.as_tensor(np.flatnonzero(np.isin(ang, at_jump[0])), device=self.device)
         self.jumps = torch.as_tensor(nn, dtype=torch.long, device=self.device)
         self.half = torch.as_tensor(lattice.half_coords, dtype=torch.long, device=self.device)
-        self.grid = torch.as_tensor(lattice._index_grid, dtype=torch.long, device=self.device)
+        self.grid = torch.as_tensor(lattice.index_grid, dtype=torch.long, device=self.device)
         x, y = torch.triu_indices(self.n_species, self.n_species, device=self.device)
         self._pair_x, self._pair_y = x, y
         self._pair_half = torch.where(x == y, 0.5, 1.0).to(dtype).view(1, -1, 1)

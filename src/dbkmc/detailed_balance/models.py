@@ -199,14 +199,14 @@ class KRAModel(TransitionModel):
     target = "E_KRA"
 
     def energy_inputs(self, x_a: Tensor, x_b: Tensor) -> list[Tensor]:
-        return [self._symmetric_input(x_a, x_b)]
+        return [self.symmetric_input(x_a, x_b)]
 
     @staticmethod
-    def _symmetric_input(x_a: Tensor, x_b: Tensor) -> Tensor:
+    def symmetric_input(x_a: Tensor, x_b: Tensor) -> Tensor:
         return torch.cat([0.5 * (x_a + x_b), 0.5 * (x_a - x_b).abs()], dim=-1)
 
     def forward(self, x_a: Tensor, x_b: Tensor) -> Tensor:
-        return self.energy(self._symmetric_input(x_a, x_b))
+        return self.energy(self.symmetric_input(x_a, x_b))
 
 
 _MODEL_CLASSES: dict[str, type[TransitionModel]] = {

@@ -237,7 +237,7 @@ def to_lattice(frame: DumpFrame, kind: str | None = None, tol: float = 0.01) -> 
             f"atom id {frame.ids[j]} lies {off[j]:.4f} A from the nearest ideal {kind} site (tolerance {tol} A)"
         )
     h = np.mod(h.astype(np.int64), 2 * n)
-    site = lattice._index_grid[h[:, 0], h[:, 1], h[:, 2]]
+    site = lattice.index_grid[h[:, 0], h[:, 1], h[:, 2]]
     if np.any(site < 0):
         j = int(np.flatnonzero(site < 0)[0])
         raise ValueError(f"atom id {frame.ids[j]} sits on a grid point that is not a {kind} lattice site")

@@ -144,7 +144,7 @@ class NNKEncoder:
         reach_off = int(np.abs(self.offsets[:, self.voxel_valid]).max()) if self.voxel_valid.any() else 0
         ext = m + 2 * reach_off
         wrap = np.mod(np.arange(ext) - reach_off, m)
-        padded = lattice._index_grid[np.ix_(wrap, wrap, wrap)]
+        padded = lattice.index_grid[np.ix_(wrap, wrap, wrap)]
         off = np.where(self.voxel_valid[None, :, None], self.offsets, 0)  # empty voxels point at the vacancy
         self._ext = ext
         self._reach = reach_off

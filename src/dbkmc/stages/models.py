@@ -177,7 +177,7 @@ def learning_curve_step(events_path, fingerprints_path, models_cfg: Mapping, sas
     plots.learning_curve_figure(table, out_png)
 
 
-def table2(metrics: Mapping[str, Mapping], models: Sequence[str] = ("M_NC", "M_SAS", "M_HAS", "M_KOL")) -> pd.DataFrame:
+def table2(metrics: Mapping[str, Mapping], models: Sequence[str] = DE_KINDS) -> pd.DataFrame:
     """Table 2: train and test RMSE of dE and test ddE (eV), ensemble mean and member spread."""
     rows = []
     for name in models:

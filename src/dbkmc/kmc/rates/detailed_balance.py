@@ -182,7 +182,7 @@ class DetailedBalanceRateModel:
         d_e = e_b - e_a
         d_e = d_e + self._other_vacancies(d, vac)
         tw_a, tw_b = (fp[k].reshape(-1, dim).to(self.dtype) for k in ("TW_A", "TW_B"))  # round, then combine
-        e_kra = self._kra_energy(KRAModel._symmetric_input(tw_a, tw_b))
+        e_kra = self._kra_energy(KRAModel.symmetric_input(tw_a, tw_b))
         e_kra = e_kra.reshape(t, m, z)
         return e_kra, d_e
 
