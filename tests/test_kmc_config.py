@@ -131,3 +131,15 @@ def test_make_run_config_runs_every_rule(tmp_path) -> None:
     for target in ("tables/table2.md", "tables/loop_drift.csv", "tables/markov_check.md",
                    f"kmc/{db_run}/timeseries.parquet"):
         assert f"results/demo/{target}" in out, target
+
+
+@pytest.mark.parametrize("cutoff", [5.1, 8.0])
+def test_published_network_refuses_another_cutoff(demo, cutoff) -> None:
+    """The published NNK network only knows images of a 7.5 A ball: another cutoff is a config error."""
+    cfg = copy.deepcopy(demo)
+    run = next(r for r in cfg["kmc"]["runs"].values() if r["rate_model"]["kind"] == "nnk_published")
+    run["rate_model"]["cutoff"] = cutoff
+    with pytest.raises(ConfigError, match=r"rate_model\.cutoff: the published network was trained with a 7\.5 A cutoff"):
+        validate_config(cfg)
+    run["rate_model"]["cutoff"] = 7.5
+    validate_config(cfg)

@@ -11,6 +11,8 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from dbkmc.core.constants import PUBLISHED_NNK_CUTOFF
+
 Issue = tuple[tuple[Any, ...], str]
 
 # File paths of a kMC run that may name this run's outputs through the {run} placeholder,
@@ -117,6 +119,9 @@ def _run_issues(key: tuple[Any, ...], run: Mapping[str, Any]) -> Iterator[Issue]
             yield (*rk, "weights"), f"no file {rm['weights']}"
         if rm["species"] is not None and list(rm["species"]) != species:
             yield (*rk, "species"), f"the network's species {list(rm['species'])} are not the structure's {species}"
+        if rm["cutoff"] != PUBLISHED_NNK_CUTOFF:
+            yield (*rk, "cutoff"), (f"the published network was trained with a {PUBLISHED_NNK_CUTOFF} A cutoff; "
+                                    f"{rm['cutoff']} would feed it images it never saw")
     if rm["kind"] == "nnk_trained" and not rm["checkpoint"]:
         yield (*rk, "checkpoint"), "nnk_trained needs the network's checkpoint file"
     if rm["kind"] == "detailed_balance":

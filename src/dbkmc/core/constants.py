@@ -5,3 +5,6 @@ KB_EV = 8.617333262e-5
 
 NU_DEFAULT = 1e13
 """Default attempt frequency nu in s^-1."""
+
+PUBLISHED_NNK_CUTOFF = 7.5
+"""Encoding cutoff (A) the published Nb-Mo-Ta NNK network was trained with (Xing et al. 2024)."""

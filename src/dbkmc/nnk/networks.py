@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dbkmc.core.constants import PUBLISHED_NNK_CUTOFF
 from dbkmc.nnk.encoder import NNKEncoder
 
 BN_EPS = 1e-3
@@ -151,7 +152,7 @@ class PublishedNNK(NNKMLP):
     digits 1, 2, 3 for its three species: inputs outside these mean nothing to it.
     """
 
-    CUTOFF = 7.5
+    CUTOFF = PUBLISHED_NNK_CUTOFF
     """Encoding cutoff (A) the network was trained with."""
     N_SPECIES = 3
     """Species (digits 1..3) the network was trained on."""
