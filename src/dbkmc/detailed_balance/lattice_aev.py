@@ -275,13 +275,25 @@ class LatticeAEV:
         spec_a = gather_sites(occupation, self.kol_sites(vacancies))                   # (T, V, M_K)
         kol = self.features(torch.cat([spec_a.reshape(t * v, -1), spec_b.reshape(t * v * z, -1)]), self.kol)
         out = {"KOL_A": kol[: t * v].reshape(t, v, dim), "KOL_B": kol[t * v:].reshape(t, v, z, dim)}
-        # transition-wise windows (the union of both), centred on the jump midpoint
+        out["TW_A"], out["TW_B"] = self.transition_fingerprints(occupation, vacancies, hops, moving)
+        return out
+
+    def transition_fingerprints(self, occupation: Tensor, vacancies: Tensor, hops: Tensor | None = None,
+                                moving: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(TW_A, TW_B)``, each (T, V, z, D): the transition-wise fingerprints (windows centred on the jump
+        midpoints) of every path of ``vacancies`` (T, V); ``hops``/``moving`` may pass the hop sites and their
+        species when the caller has them."""
+        t, v = vacancies.shape
+        z, dim = self.z, self.dim
+        if hops is None:
+            hops = self.hop_sites(vacancies)
+        if moving is None:
+            moving = gather_sites(occupation, hops)
         sites = self.tw_sites(vacancies)                                        # (T, V, z, M_T)
         spec_a = gather_sites(occupation, sites)
-        spec_b = species_in_b(spec_a, sites, vac_b, hop_b, mov_b)
+        spec_b = species_in_b(spec_a, sites, vacancies[..., None, None], hops[..., None], moving[..., None])
         tw_a, tw_b = self._transition_features(spec_a.reshape(t * v * z, -1), spec_b.reshape(t * v * z, -1))
-        out["TW_A"], out["TW_B"] = tw_a.reshape(t, v, z, dim), tw_b.reshape(t, v, z, dim)
-        return out
+        return tw_a.reshape(t, v, z, dim), tw_b.reshape(t, v, z, dim)
 
 
 def gather_sites(occupation: Tensor, sites: Tensor) -> Tensor:
