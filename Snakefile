@@ -42,6 +42,7 @@ include: "workflow/rules/far_field.smk"
 include: "workflow/rules/nnk.smk"
 include: "workflow/rules/kmc.smk"
 include: "workflow/rules/kmc_aging.smk"
+include: "workflow/rules/equilibrium.smk"
 
 
 rule all:
@@ -53,4 +54,5 @@ rule all:
         nnk_targets(),
         kmc_targets(),
         kmc_aging_targets(),
+        equilibrium_targets(),
     default_target: True

@@ -21,7 +21,7 @@ import yaml
 
 from snakemake_helpers import REPO, SNAKEMAKE
 
-ENVS = ("envs/lammps.yaml", "envs/torch.yaml", "envs/analysis.yaml")
+ENVS = ("envs/lammps.yaml", "envs/torch.yaml", "envs/analysis.yaml", "envs/equilibrium.yaml")
 RESOURCES = ("runtime", "mem_mb", "cpus_per_task")
 # The demo (`make run`) and the model-stage demo: between them every stage and rule runs.
 DEMO_CONFIGS = ("config.yaml", "models_demo.yaml")

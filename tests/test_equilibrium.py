@@ -1,0 +1,64 @@
+"""Equilibrium checks (issue 14): swap MC vs time-weighted kMC, block errors, M_EXT far from training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dbkmc.core.lattice import Lattice
+from dbkmc.kmc.engine import KMC
+from dbkmc.kmc.equilibrium import (BondEnergy, EnergyRateModel, block_average, kmc_samples, random_cell,
+                                   swap_monte_carlo)
+from dbkmc.stages.equilibrium import alpha_1, comparisons, ordered_cells, summarise
+
+SPECIES = ("Cu", "Ni")
+
+
+@pytest.fixture(scope="module")
+def lattice():
+    return Lattice("fcc", 3, 3.567502)
+
+
+def test_block_average_of_equal_weights_is_the_standard_error_of_block_means():
+    x = np.random.default_rng(0).normal(size=(1000, 2))
+    mean, se, n = block_average(x, n_blocks=10, discard=0.2)
+    blocks = x[200:].reshape(10, 80, 2).mean(1).ravel()
+    assert n == 20
+    assert mean == pytest.approx(blocks.mean())
+    assert se == pytest.approx(blocks.std(ddof=1) / np.sqrt(20))
+
+
+def test_swap_mc_keeps_the_composition_and_moves_the_vacancy(lattice):
+    rng = np.random.default_rng(1)
+    start = np.stack([random_cell(lattice, [54, 53], 1, rng) for _ in range(3)])
+    run = swap_monte_carlo(BondEnergy(lattice, 0.0), start, 1000.0, 500, seed=2, record_every=50)
+    counts = np.stack([np.bincount(d, minlength=3) for d in run.digits.reshape(-1, lattice.n_sites)])
+    assert (counts == [1, 54, 53]).all()
+    assert run.acceptance == 1.0  # E = 0: every trial accepted
+    assert len({int(np.argmin(d)) for d in run.digits[:, 0]}) > 1
+
+
+def test_time_weighted_kmc_samples_the_boltzmann_distribution_of_its_energy(lattice):
+    """Detailed-balance kMC with E = J N_CuNi (ordering) against swap MC: alpha_1 and <E> within 3 SE."""
+    rng = np.random.default_rng(0)
+    start = np.stack([random_cell(lattice, [54, 53], 1, rng) for _ in range(4)])
+    energy = BondEnergy(lattice, -0.02)
+    mc = swap_monte_carlo(energy, start, 600.0, 2000, seed=1, record_every=5)
+    km = kmc_samples(KMC(EnergyRateModel(energy, lattice, SPECIES), start, [600.0] * 4, seed=3), energy, 6000, 3)
+    table = pd.DataFrame([summarise(mc, "swap MC, M_EXT", 600.0, lattice, SPECIES, False, 0.0),
+                          summarise(km, "kMC (time-weighted), M_EXT + KRA", 600.0, lattice, SPECIES, True, 0.0)])
+    comp = comparisons(table)
+    assert len(comp) == 2
+    assert (comp["z"].abs() < 3.0).all(), comp
+    assert table["alpha_1"].max() < -0.05  # ordered: fewer like bonds than random
+    assert np.isfinite(alpha_1(mc, lattice, SPECIES)).all()
+
+
+def test_ordered_cells_are_ordered_or_clustered():
+    big = Lattice("fcc", 4, 3.567502)
+    cells = ordered_cells(big, [128, 127], 4, seed=0)
+    from dbkmc.kmc.analysis import warren_cowley
+    alpha = warren_cowley(cells, big, SPECIES)["alpha_CuNi"]
+    assert alpha[0] < -0.2 and alpha[1] > 0.3  # J < 0: order; J > 0: clusters
+    assert ((cells == 0).sum(1) == 1).all()
