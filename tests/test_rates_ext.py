@@ -1,0 +1,126 @@
+"""Detailed-balance rates with M_EXT energies (dbkmc.kmc.rates.extensive_db): exact incremental dE, detailed balance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dbkmc.core.lattice import NN_VECTORS, Lattice
+from dbkmc.detailed_balance.fingerprints import AEVParams
+from dbkmc.detailed_balance.models import Ensemble, build_model
+from dbkmc.detailed_balance.site_descriptors import SiteDescriptors
+from dbkmc.kmc.engine import KMC
+from dbkmc.kmc.rates.base import RateModel
+from dbkmc.kmc.rates.extensive_db import ExtensiveRateModel
+
+P = AEVParams(r_cut=4.0, eta_R=4.0, eta_A=2.0, zeta=8.0, R_s=(1.0, 2.0, 3.0), R_s_angular=(1.5, 3.0),
+              theta_s=(0.3, 1.2, 2.2, 3.0))
+LATTICES = {"fcc": Lattice("fcc", 5, 3.6), "bcc": Lattice("bcc", 6, 2.87)}
+SPECIES = ("Cu", "Ni")
+
+
+def random_ensemble(kind: str, dim: int, seed: int, **kw) -> Ensemble:
+    """Untrained float64 members with perturbed weights (every input matters)."""
+    members = []
+    for k in range(2):
+        torch.manual_seed(seed * 10 + k)
+        model = build_model(kind, dim, hidden=(16, 8), dropout=0.0, **kw).double()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+        members.append(model.eval())
+    return Ensemble(members)
+
+
+def make_model(kind: str, radial_shells: int = 3, triplet_shells: int = 2) -> ExtensiveRateModel:
+    lat = LATTICES[kind]
+    desc = SiteDescriptors(lat, len(SPECIES), radial_shells, triplet_shells)
+    energy = random_ensemble("M_EXT", len(SPECIES) + desc.n_features, 1, n_species=len(SPECIES))
+    kra = random_ensemble("KRA", P.dim(len(SPECIES)), 2)
+    return ExtensiveRateModel(energy, desc, kra, P, lat, SPECIES)
+
+
+def random_digits(lat: Lattice, t: int, n_vac: int, seed: int) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    d = rng.integers(1, 3, size=(t, lat.n_sites))
+    for row in d:
+        row[rng.choice(lat.n_sites, n_vac, replace=False)] = 0
+    return torch.as_tensor(d)
+
+
+def reverse_path(kind: str, k: int) -> int:
+    nn = NN_VECTORS[kind]
+    return int(np.flatnonzero((nn == -nn[k]).all(1))[0])
+
+
+@pytest.mark.parametrize("kind,n_vac,shells", [("fcc", 1, (3, 2)), ("fcc", 3, (2, 2)), ("bcc", 2, (3, 2)),
+                                               ("bcc", 1, (4, 0))])
+def test_incremental_dE_equals_scratch_after_many_jumps(kind: str, n_vac: int, shells: tuple[int, int]) -> None:
+    """After hundreds of jumps (and one foreign edit) the cached dE equal a fresh model's, and E(B) - E(A), to 1e-10."""
+    lat = LATTICES[kind]
+    model = make_model(kind, *shells)
+    assert isinstance(model, RateModel)
+    digits = random_digits(lat, 2, n_vac, seed=n_vac)
+    rng = np.random.default_rng(5)
+    for step in range(300):
+        vac = torch.stack([torch.nonzero(row == 0)[:, 0] for row in digits])
+        d_e = model.energy_changes(digits, vac)
+        if step in (150, 299):
+            fresh = make_model(kind, *shells)
+            torch.testing.assert_close(d_e, fresh.energy_changes(digits, vac), rtol=0, atol=1e-10)
+        if step == 200:          # a change that is no jump (e.g. another caller): found and repaired
+            site = int(torch.nonzero(digits[0] != 0)[0, 0])
+            digits[0, site] = 3 - digits[0, site]
+            continue
+        for t in range(2):       # each trajectory makes one random jump of a random vacancy
+            i = int(rng.integers(n_vac))
+            v = int(vac[t, i])
+            k = int(rng.integers(model.z))
+            h = int(lat.neighbors[v, k])
+            if digits[t, h] != 0:
+                digits[t, v], digits[t, h] = digits[t, h], 0
+    vac = torch.stack([torch.nonzero(row == 0)[:, 0] for row in digits])
+    d_e = model.energy_changes(digits, vac)
+    e_a = model.energy(digits)
+    for k in range(model.z):
+        v, h = int(vac[0, 0]), int(lat.neighbors[int(vac[0, 0]), k])
+        if digits[0, h] == 0:
+            continue
+        after = digits[:1].clone()
+        after[0, v], after[0, h] = digits[0, h], 0
+        torch.testing.assert_close(d_e[0, 0, k], (model.energy(after) - e_a[0])[0], rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["fcc", "bcc"])
+def test_detailed_balance_exact(kind: str) -> None:
+    """E_b(A->B) - E_b(B->A) == E(B) - E(A) for every jump, two vacancies."""
+    lat = LATTICES[kind]
+    model = make_model(kind)
+    digits = random_digits(lat, 1, 2, seed=9)[0]
+    vac = torch.nonzero(digits == 0)[:, 0]
+    forward = model.barriers(digits[None], vac[None])[0]
+    e_a = model.energy(digits[None])[0]
+    for i, v in enumerate(vac.tolist()):
+        other = int(vac[1 - i])
+        for k, h in enumerate(lat.neighbors[v].tolist()):
+            if digits[h] == 0:
+                continue
+            after = digits.clone()
+            after[v], after[h] = digits[h], 0
+            back = model.barriers(after[None], torch.tensor([[h, other]]))[0, 0, reverse_path(kind, k)]
+            d_e = model.energy(after[None])[0] - e_a
+            torch.testing.assert_close(forward[i, k] - back, d_e, rtol=0, atol=1e-10)
+            assert abs(float(d_e)) > 1e-6
+
+
+@pytest.mark.parametrize("n_vac", [1, 2])
+def test_engine_run_keeps_the_cache_exact(n_vac: int) -> None:
+    """The kMC engine (a batch of 3 temperatures) with the incremental model: its barriers equal a fresh model's."""
+    lat = LATTICES["fcc"]
+    model = make_model("fcc")
+    digits = random_digits(lat, 1, n_vac, seed=2)[0]
+    kmc = KMC(model, digits, [600.0, 900.0, 1200.0], seed=1)
+    kmc.run(200)
+    fresh = make_model("fcc")
+    torch.testing.assert_close(kmc.barriers, fresh.barriers(kmc.digits, kmc.vacancies), rtol=0, atol=1e-10)
