@@ -124,3 +124,24 @@ def test_engine_run_keeps_the_cache_exact(n_vac: int) -> None:
     kmc.run(200)
     fresh = make_model("fcc")
     torch.testing.assert_close(kmc.barriers, fresh.barriers(kmc.digits, kmc.vacancies), rtol=0, atol=1e-10)
+
+
+def test_build_from_checkpoints(tmp_path) -> None:
+    """kmc.rate_model {kind: detailed_balance, energy, kra} loads M_EXT + KRA folders through the registry."""
+    from dbkmc.detailed_balance.training import save_ensemble
+    from dbkmc.kmc.rates.base import build_rate_model
+
+    ref = make_model("fcc", 2, 2)
+    save_ensemble(tmp_path / "M_EXT", ref.energy_ensemble, P, list(SPECIES),
+                  extra={"lattice": "fcc", "ext_shells": {"radial_shells": 2, "triplet_shells": 2}})
+    save_ensemble(tmp_path / "KRA", ref.kra, P, list(SPECIES))
+    spec = {"kind": "detailed_balance", "energy": str(tmp_path / "M_EXT"), "kra": str(tmp_path / "KRA"), "kol": None}
+    model = build_rate_model(spec, LATTICES["fcc"], SPECIES)
+    assert isinstance(model, ExtensiveRateModel)
+    digits = random_digits(LATTICES["fcc"], 2, 1, seed=1)
+    vac = torch.nonzero(digits == 0)[:, 1].reshape(-1, 1)
+    torch.testing.assert_close(model.barriers(digits, vac), ref.barriers(digits, vac), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="kmc.rate_model.energy"):
+        build_rate_model({**spec, "kol": str(tmp_path / "M_EXT")}, LATTICES["fcc"], SPECIES)
+    with pytest.raises(ValueError, match="kmc.rate_model.energy"):
+        build_rate_model(spec, LATTICES["fcc"], ("Ni", "Cu"))

@@ -18,11 +18,12 @@ Issue = tuple[tuple[Any, ...], str]
 # File paths of a kMC run that may name this run's outputs through the {run} placeholder,
 # e.g. ``kol: results/{run}/models/M_KOL``: renaming ``run`` then keeps them pointing at this run.
 PATH_FIELDS = (("structure", "dump"), ("rate_model", "weights"), ("rate_model", "checkpoint"),
-               ("rate_model", "kol"), ("rate_model", "kra"))
+               ("rate_model", "kol"), ("rate_model", "kra"), ("rate_model", "energy"))
 PLACEHOLDERS = ("run",)
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 # The folder of each detailed-balance ensemble under results/<run>/models/.
-ENSEMBLE_MODELS = {"kol": "M_KOL", "kra": "KRA"}
+# ``energy`` (an M_EXT extensive energy) replaces ``kol`` as the source of the state energies.
+ENSEMBLE_MODELS = {"kol": "M_KOL", "kra": "KRA", "energy": "M_EXT"}
 
 
 def expand_run_placeholders(cfg: MutableMapping[str, Any]) -> Iterator[Issue]:
@@ -125,9 +126,12 @@ def _run_issues(key: tuple[Any, ...], run: Mapping[str, Any]) -> Iterator[Issue]
     if rm["kind"] == "nnk_trained" and not rm["checkpoint"]:
         yield (*rk, "checkpoint"), "nnk_trained needs the network's checkpoint file"
     if rm["kind"] == "detailed_balance":
-        for need in ("kol", "kra"):
-            if not rm[need]:
-                yield (*rk, need), "detailed_balance needs the M_KOL and KRA ensemble folders"
+        if not rm["kra"]:
+            yield (*rk, "kra"), "detailed_balance needs the KRA ensemble folder"
+        if bool(rm["kol"]) == bool(rm["energy"]):
+            yield (*rk, "energy" if rm["energy"] else "kol"), (
+                "detailed_balance needs exactly one source of state energies: kol (an M_KOL ensemble folder) "
+                "or energy (an M_EXT folder)")
     an = run["analysis"]
     if an["order_pair"] is not None:
         for s in an["order_pair"]:

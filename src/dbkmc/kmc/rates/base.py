@@ -124,7 +124,7 @@ class FusedLocalRateModel(LocalRateModel, Protocol):
 RATE_MODELS: dict[str, str] = {
     "nnk_published": "dbkmc.kmc.rates.nnk:build_nnk_published",
     "nnk_trained": "dbkmc.kmc.rates.nnk:build_nnk_trained",
-    "detailed_balance": "dbkmc.kmc.rates.detailed_balance:build_detailed_balance",
+    "detailed_balance": "dbkmc.kmc.rates.extensive_db:build_detailed_balance_rates",
 }
 """``kmc.rate_model.kind`` -> ``"module:function"`` of its builder."""
 

@@ -27,7 +27,8 @@ is tensor code on the model's device (CPU or CUDA).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +39,7 @@ from dbkmc.detailed_balance.fingerprints import AEVParams
 from dbkmc.detailed_balance.lattice_aev import LatticeAEV
 from dbkmc.detailed_balance.models import Ensemble, KRAModel
 from dbkmc.detailed_balance.site_descriptors import SiteDescriptors, shell_offsets
-from dbkmc.kmc.rates.detailed_balance import StackedEnergy
+from dbkmc.kmc.rates.detailed_balance import StackedEnergy, build_detailed_balance
 from dbkmc.kmc.rates.hop_descriptors import HopDescriptors
 
 _CHUNK = 4096
@@ -266,3 +267,33 @@ class ExtensiveRateModel:
             g = self.desc.describe(self._mirror[t], near, dtype=self.dtype)
             self._g[t, near] = g.to(self._g.dtype)
             self._eps[t, near] = self.site_energy(self._mirror[t, near], g)
+
+
+def load_extensive(energy_dir: str, kra_dir: str, lattice: Lattice, species: Sequence[str],
+                   device: torch.device | str = "cpu") -> ExtensiveRateModel:
+    """The rate model from the model stage's folders ``.../models/M_EXT`` and ``.../models/KRA``."""
+    from dbkmc.detailed_balance.extensive import load_energy_model
+    from dbkmc.detailed_balance.training import load_model
+
+    dev = str(device)
+    ext, kra = load_energy_model(energy_dir, dev), load_model(kra_dir, dev)
+    for name, names in (("energy", ext.species), ("kra", kra.species)):
+        if tuple(names) != tuple(species):
+            raise ValueError(f"kmc.rate_model.{name}: model species {list(names)} do not match "
+                             f"the structure's {list(species)}")
+    return ExtensiveRateModel(Ensemble(ext.members), ext.descriptors(lattice), kra.ensemble, kra.params, lattice,
+                              species, device)
+
+
+def build_detailed_balance_rates(spec: Mapping[str, Any], lattice: Lattice, species: tuple[str, ...],
+                                 device: torch.device) -> Any:
+    """Builder for ``kmc.rate_model.kind: detailed_balance``: state energies from ``energy`` (an M_EXT folder)
+    or ``kol`` (an M_KOL folder, :func:`dbkmc.kmc.rates.detailed_balance.build_detailed_balance`), and ``kra``."""
+    if spec.get("energy") and spec.get("kol"):
+        raise ValueError("kmc.rate_model.energy: give either energy (M_EXT) or kol (M_KOL), not both")
+    if not spec.get("energy"):
+        return build_detailed_balance(spec, lattice, species, device)
+    if not spec.get("kra"):
+        raise ValueError("kmc.rate_model.kra: a detailed_balance model needs the KRA checkpoint folder "
+                         "(e.g. results/<run>/models/KRA)")
+    return load_extensive(spec["energy"], spec["kra"], lattice, species, device)
