@@ -115,11 +115,28 @@ def test_directed_data_has_both_directions() -> None:
 # --------------------------------------------------------------------------- ensembles
 
 
+def _ext_pair(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random M_EXT window inputs (n, 5 sites, 2 species one-hot + D - 2 descriptors)."""
+    g = torch.Generator().manual_seed(seed)
+    own = torch.randint(0, 3, (2, n, 5), generator=g)
+    onehot = (own.unsqueeze(-1) == torch.arange(1, 3)).float()
+    x = torch.cat([onehot, torch.rand(2, n, 5, D - 2, generator=g) * 3], -1)
+    return x[0], x[1]
+
+
 @pytest.mark.parametrize("kind", MODEL_KINDS)
 def test_vmapped_ensemble_matches_plain_members(kind: str) -> None:
-    members = [_untrained(kind, s) for s in range(4)]
+    if kind == "M_EXT":
+        members = []
+        for s in range(4):
+            torch.manual_seed(s)
+            members.append(build_model(kind, D, hidden=(16, 8), dropout=0.0, n_species=2))
+            members[-1].fit_standardization(*_ext_pair(32, s + 1), torch.randn(32))
+        members = [m.eval() for m in members]
+    else:
+        members = [_untrained(kind, s) for s in range(4)]
     ens = Ensemble(members)
-    x_a, x_b = _random_pair()
+    x_a, x_b = _ext_pair() if kind == "M_EXT" else _random_pair()
     batched = ens(x_a, x_b)
     with torch.no_grad():
         plain = torch.stack([m(x_a, x_b) for m in members])

@@ -6,8 +6,8 @@ The rule files import these at parse time (``workflow/rules/models.smk``, ``loop
 
 from __future__ import annotations
 
-MODEL_KINDS: tuple[str, ...] = ("M_NC", "M_SAS", "M_HAS", "M_KOL", "KRA")
-"""All model kinds; the first four predict dE, KRA predicts E_KRA."""
+MODEL_KINDS: tuple[str, ...] = ("M_NC", "M_SAS", "M_HAS", "M_KOL", "M_EXT", "KRA")
+"""All model kinds; all but KRA predict dE, KRA predicts E_KRA."""
 
-DE_KINDS: tuple[str, ...] = ("M_NC", "M_SAS", "M_HAS", "M_KOL")
+DE_KINDS: tuple[str, ...] = ("M_NC", "M_SAS", "M_HAS", "M_KOL", "M_EXT")
 """The kinds that predict dE_[A,B]."""

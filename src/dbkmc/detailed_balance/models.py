@@ -14,6 +14,8 @@ Kolmogorov model reads ``KOL_A`` = F_A^KOL and ``KOL_B`` = F_B^KOL (see
 - **M_KOL** (Kolmogorov): ``dE_[A,B] = M_E(F_B^KOL) - M_E(F_A^KOL)``, a
   difference of state energies (:meth:`KolmogorovModel.state_energy`), so the
   Kolmogorov criterion holds on every cycle of jumps.
+- **M_EXT** (extensive): ``dE_[A,B] = E(B) - E(A)`` with ``E(S) = sum_i eps_{s_i}(G_i)``
+  over the atoms of the jump's window (:mod:`dbkmc.detailed_balance.extensive_model`).
 - **KRA**: ``E_KRA = M_E([(F_A + F_B)/2, |F_A - F_B|/2])``, exactly symmetric
   in A and B.
 
@@ -30,112 +32,15 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.func import functional_call, stack_module_state
 
+from dbkmc.detailed_balance.extensive_model import ExtensiveModel
 from dbkmc.detailed_balance.kinds import DE_KINDS, MODEL_KINDS  # re-exported: the kinds live torch-free
-
-_CONSTANT_FEATURE_RTOL = 1e-6  # std below this fraction of |mean| (plus a floor): a constant feature
-
-
-class EnergyMLP(nn.Module):
-    """M_E: ReLU MLP with dropout and a scalar output.
-
-    The input is standardised with buffers ``x_mean``/``x_std`` and the output
-    is ``y_shift + y_scale * net(x)``. The buffers are set from training data
-    by :meth:`set_standardization` and live in the state dict, so a checkpoint
-    is self-contained.
-    """
-
-    def __init__(self, in_dim: int, hidden: Sequence[int] = (128, 64), dropout: float = 0.05) -> None:
-        super().__init__()
-        if in_dim < 1 or any(h < 1 for h in hidden):
-            raise ValueError(f"EnergyMLP: bad sizes in_dim={in_dim}, hidden={tuple(hidden)}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"EnergyMLP: dropout must be in [0, 1), got {dropout}")
-        self.in_dim = int(in_dim)
-        self.hidden = tuple(int(h) for h in hidden)
-        self.dropout = float(dropout)
-        layers: list[nn.Module] = []
-        width = self.in_dim
-        for h in self.hidden:
-            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(self.dropout)]
-            width = h
-        layers.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*layers)
-        self.register_buffer("x_mean", torch.zeros(self.in_dim))
-        self.register_buffer("x_std", torch.ones(self.in_dim))
-        self.register_buffer("y_shift", torch.zeros(()))
-        self.register_buffer("y_scale", torch.ones(()))
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(N, in_dim) -> (N,)."""
-        z = (x - self.x_mean) / self.x_std
-        return self.y_shift + self.y_scale * self.net(z).squeeze(-1)
-
-    @torch.no_grad()
-    def set_standardization(self, x: Tensor, y_shift: float = 0.0, y_scale: float = 1.0) -> None:
-        """Input mean/std from the (N, in_dim) training inputs ``x``; output shift and scale.
-
-        Constant features (std at float-rounding level of their mean) get
-        std 1, so they pass through as a harmless constant.
-        """
-        x64 = x.detach().to(torch.float64)
-        mean, std = x64.mean(0), x64.std(0, unbiased=False)
-        constant = std <= _CONSTANT_FEATURE_RTOL * mean.abs() + 1e-12
-        std = torch.where(constant, torch.ones_like(std), std)
-        self.x_mean.copy_(mean)
-        self.x_std.copy_(std)
-        self.y_shift.fill_(float(y_shift))
-        self.y_scale.fill_(float(y_scale))
-
-    def arch(self) -> dict[str, Any]:
-        """Constructor kwargs (plain types)."""
-        return {"in_dim": self.in_dim, "hidden": list(self.hidden), "dropout": self.dropout}
-
-
-class TransitionModel(nn.Module):
-    """Base of the model family: ``forward(x_a, x_b) -> (N,)`` from one M_E.
-
-    Class attributes: ``kind`` (one of :data:`MODEL_KINDS`), ``fingerprint``
-    ("TW" or "KOL", which pair of fingerprints the model reads) and
-    ``target`` ("dE" or "E_KRA").
-    """
-
-    kind: ClassVar[str] = ""
-    fingerprint: ClassVar[str] = "TW"
-    target: ClassVar[str] = "dE"
-
-    def __init__(self, feature_dim: int, hidden: Sequence[int] = (128, 64), dropout: float = 0.05) -> None:
-        super().__init__()
-        self.feature_dim = int(feature_dim)
-        self.energy = EnergyMLP(self.energy_in_dim(self.feature_dim), hidden, dropout)
-
-    @staticmethod
-    def energy_in_dim(feature_dim: int) -> int:
-        """Input size of M_E for fingerprints of size ``feature_dim``."""
-        return 2 * feature_dim
-
-    def energy_inputs(self, x_a: Tensor, x_b: Tensor) -> list[Tensor]:
-        """The (N, in_dim) inputs on which ``forward`` evaluates M_E (for standardisation)."""
-        raise NotImplementedError
-
-    def arch(self) -> dict[str, Any]:
-        """Constructor kwargs (plain types): ``build_model(kind, **arch)`` rebuilds the model."""
-        return {"feature_dim": self.feature_dim, "hidden": list(self.energy.hidden), "dropout": self.energy.dropout}
-
-    @torch.no_grad()
-    def fit_standardization(self, x_a: Tensor, x_b: Tensor, y: Tensor) -> None:
-        """Set M_E's input/output standardisation from training data (both directions included)."""
-        inputs = torch.cat(self.energy_inputs(x_a, x_b))
-        y64 = y.detach().to(torch.float64)
-        shift = float(y64.mean()) if self.target == "E_KRA" else 0.0
-        scale = float(y64.std(unbiased=False)) if len(y64) > 1 else 1.0
-        self.energy.set_standardization(inputs, shift, scale if scale > 0 else 1.0)
-
+from dbkmc.detailed_balance.model_base import EnergyMLP, TransitionModel  # re-exported
 
 class NonConservativeModel(TransitionModel):
     """M_NC: ``dE_[A,B] = M_E([F_{A∪B:A}, F_{A∪B:B}])``; no symmetry imposed."""
@@ -211,7 +116,7 @@ class KRAModel(TransitionModel):
 
 _MODEL_CLASSES: dict[str, type[TransitionModel]] = {
     cls.kind: cls for cls in (NonConservativeModel, SoftAntisymmetricModel, HardAntisymmetricModel,
-                              KolmogorovModel, KRAModel)
+                              KolmogorovModel, ExtensiveModel, KRAModel)
 }
 # The names (dbkmc.detailed_balance.kinds, torch-free for the rule files) and the classes must agree.
 if tuple(_MODEL_CLASSES) != MODEL_KINDS or DE_KINDS != tuple(k for k, c in _MODEL_CLASSES.items() if c.target == "dE"):
@@ -219,11 +124,25 @@ if tuple(_MODEL_CLASSES) != MODEL_KINDS or DE_KINDS != tuple(k for k, c in _MODE
                       f"the model classes {[(k, c.target) for k, c in _MODEL_CLASSES.items()]}")
 
 
-def build_model(kind: str, feature_dim: int, hidden: Sequence[int] = (128, 64), dropout: float = 0.05) -> TransitionModel:
-    """A fresh model of ``kind`` (one of :data:`MODEL_KINDS`) for fingerprints of size ``feature_dim``."""
+def build_model(kind: str, feature_dim: int, hidden: Sequence[int] = (128, 64), dropout: float = 0.05,
+                n_species: int | None = None) -> TransitionModel:
+    """A fresh model of ``kind`` (one of :data:`MODEL_KINDS`) for fingerprints of size ``feature_dim``.
+
+    ``n_species`` is needed by M_EXT only (its per-species site-energy networks)."""
     if kind not in _MODEL_CLASSES:
         raise ValueError(f"models: unknown model kind {kind!r} (choose from {MODEL_KINDS})")
+    if kind == ExtensiveModel.kind:
+        if n_species is None:
+            raise ValueError("models: M_EXT needs n_species")
+        return ExtensiveModel(feature_dim, hidden, dropout, n_species)
     return _MODEL_CLASSES[kind](feature_dim, hidden, dropout)
+
+
+def fingerprint_of(kind: str) -> str:
+    """The fingerprint pair ("TW", "KOL" or "EXT") a model of ``kind`` reads."""
+    if kind not in _MODEL_CLASSES:
+        raise ValueError(f"models: unknown model kind {kind!r} (choose from {MODEL_KINDS})")
+    return _MODEL_CLASSES[kind].fingerprint
 
 
 def barrier(e_kra: Tensor, d_e: Tensor) -> Tensor:

@@ -7,7 +7,7 @@ reruns the rule's jobs, changing any other key of the block does not.
 from __future__ import annotations
 
 TRAIN_CONFIG_KEYS: tuple[str, ...] = ("hidden", "dropout", "lr", "weight_decay", "batch_size", "max_epochs",
-                                      "patience", "n_members", "seed")
+                                      "patience", "n_members", "seed", "per_kind")
 """``models.*`` keys that make a :class:`dbkmc.detailed_balance.training.TrainConfig`."""
 
 TRAIN_KEYS: tuple[str, ...] = (*TRAIN_CONFIG_KEYS, "split", "device")

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from dbkmc.figures import models as plots
+from dbkmc.detailed_balance.ext_fingerprints import DEFAULT_SHELLS, featurize_ext_events
 from dbkmc.detailed_balance.fingerprints import AEVParams, featurize_events
 from dbkmc.detailed_balance.kinds import DE_KINDS
 from dbkmc.core.io import resolve_device, write_json
@@ -41,13 +42,17 @@ FINGERPRINT_FORMAT = "dbkmc-fingerprints/1"
 
 
 def fingerprints_step(events_path: str | Path, params: Mapping, out: str | Path) -> None:
-    """Ideal-lattice Kolmogorov and transition-wise fingerprints of every accepted event."""
+    """Ideal-lattice Kolmogorov and transition-wise fingerprints of every accepted event, and the EXT
+    window fingerprints of M_EXT (per-site species and lattice descriptors)."""
     events = pd.read_parquet(events_path)
     aev = AEVParams.from_dict(dict(params))
     species = events["species"].iloc[0].split(",")
     fps = featurize_events(events, aev, "cpu", species=species)
+    ext = featurize_ext_events(events, species, **DEFAULT_SHELLS)
+    fps.update({k: v.to(torch.int16) for k, v in ext.items()})    # integer counts: exact, and small on disk
     provenance = provenance_record({"fingerprints": aev.to_dict()}, {}, events_path)
     torch.save({"format": FINGERPRINT_FORMAT, "params": aev.to_dict(), "species": species,
+                "ext_shells": dict(DEFAULT_SHELLS),
                 "event_id": [str(e) for e in events["event_id"]], "fingerprints": fps,
                 "provenance": provenance}, out)
     log.info("fingerprints of %d events, %d features each", len(events), fps["TW_A"].shape[1])
@@ -126,9 +131,10 @@ def train_step(model: str, events_path, fingerprints_path, models_cfg: Mapping, 
          "model": model, **({"sas_lambda": changes["sas_lambda"]} if changes else {})},
         {"models.seed": models_cfg["seed"]}, events_path)
     record.update(provenance or {})
-    extra = {"train_config": cfg.to_dict(), "provenance": record}
+    extra = {"train_config": cfg.for_kind(model).to_dict(), "provenance": record, "ext_shells": dict(DEFAULT_SHELLS),
+             "lattice": str(pd.read_parquet(events_path, columns=["lattice"])["lattice"].iloc[0])}
     save_ensemble(out_dir, fit.ensemble, data.params, data.species, extra=extra)
-    write_json({"model": model, "device": device, **fit.summary(), "train_config": cfg.to_dict(),
+    write_json({"model": model, "device": device, **fit.summary(), "train_config": cfg.for_kind(model).to_dict(),
                  "provenance": record}, Path(out_dir) / "training.json")
     log.info("%s: %d members, %d epochs", model, fit.ensemble.n_members, fit.n_epochs)
 

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from dbkmc.detailed_balance.aev import AEVParams
+from dbkmc.detailed_balance.ext_fingerprints import DEFAULT_SHELLS, featurize_ext_events
 from dbkmc.detailed_balance.fingerprints import featurize_events
 from dbkmc.detailed_balance.models import Ensemble, EnsemblePrediction, TransitionModel, build_model
 
@@ -64,6 +65,10 @@ class LoadedModel:
     def featurize(self, events: Any, device: str | None = None) -> dict[str, Tensor]:
         """The model's fingerprints of ``events`` (ideal lattice), in its dtype on its device."""
         dev = self.ensemble.device if device is None else torch.device(device)
+        if self.ensemble.fingerprint == "EXT":
+            shells = self.extra.get("ext_shells", DEFAULT_SHELLS)
+            fps = featurize_ext_events(events, self.species, **shells)
+            return {k: v.to(device=dev, dtype=self.ensemble.dtype) for k, v in fps.items()}
         fps = featurize_events(events, self.params, dev, species=self.species)
         return {k: v.to(self.ensemble.dtype) for k, v in fps.items()}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 PROGRESS_EVERY = 10
@@ -14,7 +14,8 @@ PROGRESS_EVERY = 10
 class TrainConfig:
     """Hyper-parameters of one ensemble (the workflow fills them from the config).
 
-    ``sas_lambda`` only acts on M_SAS. ``eval_batch_size`` bounds memory when
+    ``sas_lambda`` only acts on M_SAS. ``per_kind`` maps a model kind to settings that replace
+    these for that kind only (:meth:`for_kind`); ``lr_final`` switches on a learning-rate decay. ``eval_batch_size`` bounds memory when
     evaluating, not the optimisation. The ``models`` keys of the config that
     set these fields are :data:`dbkmc.stages.keys.TRAIN_CONFIG_KEYS`.
     """
@@ -30,9 +31,14 @@ class TrainConfig:
     sas_lambda: float = 0.1
     seed: int = 0
     eval_batch_size: int = 8192
+    lr_final: float | None = None
+    per_kind: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "per_kind", {str(k): dict(v) for k, v in dict(self.per_kind or {}).items()})
+        if self.lr_final is not None and not 0 < self.lr_final <= self.lr:
+            raise ValueError(f"training: need 0 < lr_final <= lr ({self})")
         if self.n_members < 1 or self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
             raise ValueError(f"training: n_members, batch_size, max_epochs and patience must be >= 1 ({self})")
         if self.lr <= 0 or self.weight_decay < 0 or self.sas_lambda < 0:
@@ -40,6 +46,21 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    def for_kind(self, kind: str) -> TrainConfig:
+        """The settings for a model of ``kind``: these, with ``per_kind[kind]`` laid over them.
+
+        (M_EXT, for example, trains small per-species networks longer, without dropout, with a
+        decaying learning rate.)"""
+        changes = self.per_kind.get(kind, {})
+        return self.replace(**changes, per_kind={}) if changes else self
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (1-based): ``lr``, or with ``lr_final`` an exponential decay that
+        reaches ``lr_final`` at ``max_epochs``."""
+        if self.lr_final is None or self.max_epochs < 2:
+            return self.lr
+        return self.lr * (self.lr_final / self.lr) ** ((epoch - 1) / (self.max_epochs - 1))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> TrainConfig:

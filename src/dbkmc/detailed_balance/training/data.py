@@ -33,7 +33,7 @@ TARGETS: tuple[str, ...] = ("dE", "E_KRA", "barrier_forward", "barrier_backward"
 class DirectedData:
     """Jumps in both directions: rows ``[:n_events]`` are A -> B, rows ``[n_events:]`` B -> A."""
 
-    x: dict[str, Tensor]        # TW_A, TW_B, KOL_A, KOL_B: (2n, D)
+    x: dict[str, Tensor]        # TW_A, TW_B, KOL_A, KOL_B: (2n, D); EXT_A, EXT_B: (2n, M, S + D)
     y: dict[str, Tensor]        # dE, E_KRA, barrier: (2n,)
     n_events: int
 
@@ -41,7 +41,7 @@ class DirectedData:
         return 2 * self.n_events
 
     def inputs(self, fingerprint: str) -> tuple[Tensor, Tensor]:
-        """(x_a, x_b) for a model reading ``fingerprint`` ("TW" or "KOL")."""
+        """(x_a, x_b) for a model reading ``fingerprint`` ("TW", "KOL" or "EXT")."""
         return self.x[f"{fingerprint}_A"], self.x[f"{fingerprint}_B"]
 
 
@@ -63,9 +63,13 @@ class EventData:
     def feature_dim(self) -> int:
         return self.fingerprints["TW_A"].shape[1]
 
+    def feature_dim_of(self, fingerprint: str) -> int:
+        """Feature size of the fingerprint pair ``fingerprint`` ("TW", "KOL" or "EXT")."""
+        return self.fingerprints[f"{fingerprint}_A"].shape[-1]
+
     @property
     def device(self) -> torch.device:
-        return self.fingerprints["TW_A"].device
+        return next(iter(self.fingerprints.values())).device
 
     @classmethod
     def from_events(
@@ -104,8 +108,11 @@ class EventData:
                               device=self.device)
         f = {k: v[sel] for k, v in self.fingerprints.items()}
         t = {k: v[sel] for k, v in self.targets.items()}
-        x = {"TW_A": torch.cat([f["TW_A"], f["TW_B"]]), "TW_B": torch.cat([f["TW_B"], f["TW_A"]]),
-             "KOL_A": torch.cat([f["KOL_A"], f["KOL_B"]]), "KOL_B": torch.cat([f["KOL_B"], f["KOL_A"]])}
+        x = {}
+        for name in f:
+            if name.endswith("_A") and f"{name[:-2]}_B" in f:   # each pair swaps for the reverse jump
+                a, b = f[name], f[f"{name[:-2]}_B"]
+                x[name], x[f"{name[:-2]}_B"] = torch.cat([a, b]), torch.cat([b, a])
         y = {"dE": torch.cat([t["dE"], -t["dE"]]), "E_KRA": torch.cat([t["E_KRA"], t["E_KRA"]]),
              "barrier": torch.cat([t["barrier_forward"], t["barrier_backward"]])}
         return DirectedData(x, y, len(sel))

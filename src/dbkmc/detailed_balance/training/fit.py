@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call, stack_module_state
 
-from dbkmc.detailed_balance.models import MODEL_KINDS, Ensemble, TransitionModel, build_model
+from dbkmc.detailed_balance.models import MODEL_KINDS, Ensemble, TransitionModel, build_model, fingerprint_of
 from dbkmc.detailed_balance.training.config import PROGRESS_EVERY, TrainConfig
 from dbkmc.detailed_balance.training.data import DirectedData, EventData, Split
 
@@ -66,16 +66,16 @@ def _seeded(seed: int, device: torch.device) -> Iterator[None]:
 
 
 def init_members(kind: str, feature_dim: int, train: DirectedData, config: TrainConfig,
-                 device: str = "cpu") -> list[TransitionModel]:
+                 device: str = "cpu", n_species: int | None = None) -> list[TransitionModel]:
     """``config.n_members`` fresh models (seeded), with input/output standardisation from ``train``."""
     dev = torch.device(device)
-    dtype = train.x["TW_A"].dtype
+    dtype = next(iter(train.x.values())).dtype
     with _seeded(config.seed, dev):
-        members = [build_model(kind, feature_dim, config.hidden, config.dropout).to(device=dev, dtype=dtype)
+        members = [build_model(kind, feature_dim, config.hidden, config.dropout, n_species).to(device=dev, dtype=dtype)
                    for _ in range(config.n_members)]
     x_a, x_b = train.inputs(members[0].fingerprint)
     members[0].fit_standardization(x_a, x_b, train.y[members[0].target])
-    stats = {k: v for k, v in members[0].state_dict().items() if k.startswith("energy.") and "net." not in k}
+    stats = dict(members[0].named_buffers())   # the standardisation, shared by all members
     for m in members[1:]:
         m.load_state_dict(stats, strict=False)
     return members
@@ -175,7 +175,7 @@ def fit_members(
     cfg = config if max_epochs is None else config.replace(max_epochs=max_epochs)
     if not early_stopping:
         cfg = cfg.replace(patience=cfg.max_epochs + 1)
-    dev = train.x["TW_A"].device
+    dev = next(iter(train.x.values())).device
     start = time.perf_counter()
     with _seeded(cfg.seed + 1, dev):
         if batched:
@@ -207,6 +207,8 @@ def _fit_batched(members: list[TransitionModel], train: DirectedData, val: Direc
     epoch = 0
     for epoch in range(1, cfg.max_epochs + 1):
         order = torch.stack(_permutations(len(members), len(y), cfg.seed, epoch)).to(y.device)
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr_at(epoch)
         losses = []
         for s in range(0, len(y), cfg.batch_size):
             idx = order[:, s:s + cfg.batch_size]
@@ -264,6 +266,8 @@ def _fit_sequential(members: list[TransitionModel], train: DirectedData, val: Di
         member_stop = _EarlyStopping(1, cfg.patience)
         for epoch in range(1, cfg.max_epochs + 1):
             order = _permutations(len(members), len(y), cfg.seed, epoch)[k].to(y.device)
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr_at(epoch)
             model.train()
             for s in range(0, len(y), cfg.batch_size):
                 idx = order[s:s + cfg.batch_size]
@@ -303,10 +307,11 @@ def train_model(kind: str, data: EventData, split: Split, config: TrainConfig | 
     """
     if kind not in MODEL_KINDS:
         raise ValueError(f"training: unknown model kind {kind!r} (choose from {MODEL_KINDS})")
-    cfg = config or TrainConfig()
+    cfg = (config or TrainConfig()).for_kind(kind)
     if device is not None:
         data = data.to(device)
     train = data.directed(split.train if train_idx is None else train_idx)
     val = data.directed(split.val)
-    members = init_members(kind, data.feature_dim, train, cfg, str(data.device))
+    members = init_members(kind, data.feature_dim_of(fingerprint_of(kind)), train, cfg, str(data.device),
+                           n_species=len(data.species))
     return fit_members(members, train, val, cfg)
