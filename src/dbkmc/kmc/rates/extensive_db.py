@@ -193,13 +193,15 @@ class ExtensiveRateModel:
         self._sync(d, vac)
         t, m = vac.shape
         win = self.desc.path_windows(vac)                                                 # (T, m, z, M)
-        rows = torch.arange(t, device=self.device).view(t, 1, 1, 1)
-        g_b = self._g[rows, win].to(self.dtype) + self.hops.delta(d, vac, self.dtype)     # (T, m, z, M, D)
+        flat = (win + (torch.arange(t, device=self.device) * self.lattice.n_sites).view(t, 1, 1, 1)).reshape(-1)
+        dim = self.desc.n_features
+        g_b = self._g.view(-1, dim).index_select(0, flat).view(*win.shape, dim).to(self.dtype)
+        g_b += self.hops.delta(d, vac, self.dtype)                                         # (T, m, z, M, D)
         spec_a = torch.gather(d, 1, win.reshape(t, -1)).view(win.shape)
         spec_b = torch.cat([spec_a[..., 1:2], torch.zeros_like(spec_a[..., :1]), spec_a[..., 2:]], -1)
-        eps_b = self.site_energy(spec_b.reshape(-1), g_b.reshape(-1, g_b.shape[-1])).view(win.shape)
+        eps_b = self.site_energy(spec_b.reshape(-1), g_b.view(-1, dim)).view(win.shape)
         self._stash = (vac, win, g_b, eps_b)
-        return eps_b.sum(-1) - self._eps[rows, win].sum(-1)
+        return eps_b.sum(-1) - self._eps.view(-1).index_select(0, flat).view(win.shape).sum(-1)
 
     # ---- the cache of the current state
     def _describe_all(self, d: Tensor) -> Tensor:

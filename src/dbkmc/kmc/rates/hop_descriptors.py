@@ -86,19 +86,46 @@ class HopDescriptors:
                         tri_k.append((r, int(cls[p]) * c * c, *j_rel[p], *l_rel[p], *(int(f[p]) for f in flags)))
             rad_entries.append(rad_k)
             tri_entries.append(tri_k)
-        self._rad = self._pad(rad_entries, 3)                       # (z, E_r, 3): slot, shell column, is_v
-        self._tri = self._pad(tri_entries, 12) if desc.triplet_shells else None
-        # (z, E_t, 12): slot, class base, j offset (3), l offset (3), j is v, j is h, l is v, l is h
+        self._compile(rad_entries, tri_entries, nn)
 
-    def _pad(self, entries: list[list[tuple]], width: int) -> Tensor:
-        """Per-path entry lists -> (z, E, width) with the slot of padded rows set to -1."""
-        e = max(len(x) for x in entries)
-        out = np.zeros((self.z, e, width), dtype=np.int64)
-        out[:, :, 0] = -1
-        for k, rows in enumerate(entries):
-            if rows:
-                out[k, : len(rows)] = np.asarray(rows, dtype=np.int64)
-        return torch.as_tensor(out, device=self.device)
+    def _compile(self, rad_entries: list[list[tuple]], tri_entries: list[list[tuple]], nn: np.ndarray) -> None:
+        """Flat index tables: every term is one +-1 at (slot, column); the channels it reads are looked up
+        among the distinct offsets U (from v) that any term reads (v first)."""
+        dim, big_m, c = self.n_features, self.window_size, self.c
+        sink = big_m * dim
+        offsets = {(0, 0, 0): 0}
+        for k in range(self.z):
+            offsets.setdefault(tuple(int(x) for x in nn[k]), len(offsets))
+        for rows in tri_entries:
+            for e in rows:
+                offsets.setdefault(tuple(e[2:5]), len(offsets))
+                offsets.setdefault(tuple(e[5:8]), len(offsets))
+        self._offsets = torch.as_tensor(np.array(list(offsets), dtype=np.int64), device=self.device)   # (U, 3)
+        self._u_hop = torch.as_tensor([offsets[tuple(int(x) for x in nn[k])] for k in range(self.z)],
+                                      device=self.device)
+        n_r = max(len(r) for r in rad_entries)
+        rad_col = np.full((self.z, n_r), sink, dtype=np.int64)
+        rad_v = np.zeros((self.z, n_r), dtype=np.int64)
+        for k, rows in enumerate(rad_entries):
+            for i, (slot, col, is_v) in enumerate(rows):
+                rad_col[k, i], rad_v[k, i] = slot * dim + col, is_v
+        rad_on = (rad_col < sink).astype(np.int64)
+        n_t = max((len(r) for r in tri_entries), default=0)
+        tri_row = np.full((self.z, n_t), sink, dtype=np.int64)
+        tri_base = np.zeros((self.z, n_t), dtype=np.int64)
+        j_u = np.zeros((self.z, n_t), dtype=np.int64)
+        l_u = np.zeros((self.z, n_t), dtype=np.int64)
+        for k, rows in enumerate(tri_entries):
+            for i, e in enumerate(rows):
+                tri_row[k, i], tri_base[k, i] = e[0] * dim, e[1]
+                j_u[k, i], l_u[k, i] = offsets[tuple(e[2:5])], offsets[tuple(e[5:8])]
+        tri_on = (tri_row < sink).astype(np.int64)
+        as_t = lambda x: torch.as_tensor(x, device=self.device)  # noqa: E731
+        self._rad_col, self._rad_v, self._rad_on = as_t(rad_col), as_t(rad_v), as_t(rad_on)
+        self._tri_row, self._tri_base, self._j_u, self._l_u = as_t(tri_row), as_t(tri_base), as_t(j_u), as_t(l_u)
+        self._tri_sink = as_t(np.where(tri_on == 1, 0, sink))
+        self._tri_on = as_t(tri_on)
+        self._signs = as_t(np.concatenate([rad_on, -rad_on, tri_on, -tri_on], 1))            # (z, 2 E_r + 2 E_t)
 
     def _sites_at(self, half: Tensor) -> Tensor:
         h = torch.remainder(half, self._period)
@@ -109,33 +136,25 @@ class HopDescriptors:
 
         ``digits`` ``[T, n_sites]`` is state A (0 = vacancy); B swaps the vacancy and its k-th neighbour."""
         t, m = vacancies.shape
-        z, big_m, dim = self.z, self.window_size, self.n_features
-        hop_sites = self._sites_at(self._hc[vacancies].unsqueeze(-2) + torch.as_tensor(
-            NN_VECTORS[self.desc.lattice.kind], device=self.device))                           # (T, m, z)
-        moving = torch.gather(digits, 1, hop_sites.reshape(t, -1)).reshape(t, m, z, 1)      # species that jumps
-        out = torch.zeros(t, m, z, big_m * dim + 1, dtype=dtype, device=self.device)      # +1: a sink for padding
+        z, big_m, dim, c = self.z, self.window_size, self.n_features, self.c
+        sites = self._sites_at(self._hc[vacancies].unsqueeze(-2) + self._offsets)               # (T, m, U)
+        ch_a = torch.gather(digits, 1, sites.reshape(t, -1)).view(t, m, 1, -1)
+        moving = ch_a[..., self._u_hop].view(t, m, z, 1)                                     # the jumping species
+        ch_b = ch_a.expand(t, m, z, -1).clone()
+        ch_b[..., 0] = moving[..., 0]
+        ch_b.scatter_(-1, self._u_hop.view(1, 1, z, 1).expand(t, m, z, 1), 0)
         # radial: the shell holding v gains the jumping species and loses a vacancy; the one holding h the reverse
-        slot, col, is_v = self._rad[..., 0], self._rad[..., 1], self._rad[..., 2]
-        base = torch.where(slot >= 0, slot * dim + col, big_m * dim).expand(t, m, z, -1)
-        gain = base + torch.where(is_v == 1, moving, torch.zeros_like(moving))
-        loss = base + torch.where(is_v == 1, torch.zeros_like(moving), moving)
-        ones = torch.where(slot >= 0, 1.0, 0.0).to(dtype).expand(t, m, z, -1)
-        out.scatter_add_(-1, gain, ones).scatter_add_(-1, loss, -ones)
-        if self._tri is not None:
-            tri = self._tri
-            slot = tri[..., 0]
-            v_half = self._hc[vacancies][:, :, None, None, :]                                  # (T, m, 1, 1, 3)
-            ch_j = torch.gather(digits, 1, self._sites_at(v_half + tri[..., 2:5]).reshape(t, -1)).view(t, m, z, -1)
-            ch_l = torch.gather(digits, 1, self._sites_at(v_half + tri[..., 5:8]).reshape(t, -1)).view(t, m, z, -1)
-            jv, jh, lv, lh = (tri[..., i].bool() for i in range(8, 12))
-            b_j = torch.where(jv, moving, torch.where(jh, 0, ch_j))
-            b_l = torch.where(lv, moving, torch.where(lh, 0, ch_l))
-            c = self.c
-            sink = torch.full_like(ch_j, big_m * dim)
-            valid = (slot >= 0).expand_as(ch_j)
-            row = (slot * dim).expand_as(ch_j)
-            col_a = torch.where(valid, row + self._colmap[tri[..., 1] + ch_j * c + ch_l], sink)
-            col_b = torch.where(valid, row + self._colmap[tri[..., 1] + b_j * c + b_l], sink)
-            ones = valid.to(dtype)
-            out.scatter_add_(-1, col_b, ones).scatter_add_(-1, col_a, -ones)
+        gain = self._rad_col + self._rad_v * moving
+        loss = self._rad_col + (1 - self._rad_v) * moving
+        parts = [gain, loss]
+        if self.desc.triplet_shells:
+            ch_a = ch_a.expand(t, m, z, -1)
+            j_u, l_u = (u.expand(t, m, z, -1) for u in (self._j_u, self._l_u))
+            code_a = self._tri_base + torch.gather(ch_a, -1, j_u) * c + torch.gather(ch_a, -1, l_u)
+            code_b = self._tri_base + torch.gather(ch_b, -1, j_u) * c + torch.gather(ch_b, -1, l_u)
+            parts += [self._tri_row + self._colmap[code_b] * self._tri_on + self._tri_sink,
+                      self._tri_row + self._colmap[code_a] * self._tri_on + self._tri_sink]
+        index = torch.cat(parts, -1)
+        out = torch.zeros(t, m, z, big_m * dim + 1, dtype=dtype, device=self.device)        # +1: a sink for padding
+        out.scatter_add_(-1, index, self._signs.to(dtype).expand(t, m, z, -1))
         return out[..., :-1].view(t, m, z, big_m, dim)
