@@ -31,7 +31,7 @@ def random_site_energy(n_features: int, n_species: int, seed: int):
 
 
 @pytest.mark.parametrize("kind,n,n_species,n_vac", [("fcc", 4, 2, 1), ("fcc", 4, 3, 5), ("bcc", 4, 2, 1),
-                                                   ("bcc", 5, 3, 6)])
+                                                   ("bcc", 5, 3, 6), ("fcc", 2, 2, 2), ("bcc", 3, 2, 1)])
 def test_local_dE_equals_whole_cell_difference(kind, n, n_species, n_vac):
     lattice = Lattice(kind, n, 3.0)
     desc = SiteDescriptors(lattice, n_species)
@@ -64,12 +64,11 @@ def test_descriptor_sizes_and_counts():
     assert g[0, :9].tolist() == [0, 8, 0, 0, 6, 0, 0, 12, 0]
 
 
-def test_small_cell_and_far_hop_are_errors():
-    with pytest.raises(ValueError, match="too small"):
-        SiteDescriptors(Lattice("fcc", 3, 3.6), 2)
+def test_far_hop_is_an_error():
     desc = SiteDescriptors(Lattice("fcc", 4, 3.6), 2)
     with pytest.raises(ValueError, match="first neighbour"):
         desc.window(0, 5)
+    assert SiteDescriptors(Lattice("fcc", 2, 3.6), 2).window_size == 32   # small cell: every site, once
 
 
 def random_ensemble(lattice_kind: str, n_species: int, n_members: int = 2):

@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from dbkmc.detailed_balance.extensive import energy_model
 from dbkmc.detailed_balance.fingerprints import featurize_events
 from dbkmc.core.lattice import Lattice
 from dbkmc.detailed_balance.loops import LoopSet, loop_hop_events, loop_states, occupation_strings
@@ -71,9 +72,13 @@ class Featurizer:
                  kol_b_from: np.ndarray | None = None) -> dict[str, Tensor]:
         if events is not self._events:
             self._cache, self._events = {}, events
-        key = json.dumps([model.params.to_dict(), model.species], sort_keys=True)
+        ext = model.ensemble.fingerprint == "EXT"
+        key = json.dumps(["EXT", model.extra.get("ext_shells"), model.species] if ext else
+                         [model.params.to_dict(), model.species], sort_keys=True)
         if key not in self._cache:
-            if kol_b_from is None:
+            if ext:    # M_EXT: window fingerprints (integer counts, exact in any float dtype)
+                fps = model.featurize(events, "cpu")
+            elif kol_b_from is None:
                 fps = featurize_events(events, model.params, "cpu", species=model.species)
             else:
                 fps = featurize_events(events, model.params, "cpu", species=model.species,
@@ -95,11 +100,13 @@ def common_species(models: Mapping[str, LoadedModel]) -> list[str]:
 
 def member_predictions(model: LoadedModel, fps: Mapping[str, Tensor], swap: bool = False) -> np.ndarray:
     """(M, N) float64 member predictions on the jumps A -> B (or B -> A with ``swap``)."""
-    fp = model.ensemble.fingerprint
-    x_a, x_b = fps[f"{fp}_A"], fps[f"{fp}_B"]
+    ens = model.ensemble
+    if ens.fingerprint == "EXT":    # float64 site energies: dE of a loop's hops cancel to float64 rounding
+        ens = ens.astype(torch.float64)
+    x_a, x_b = fps[f"{ens.fingerprint}_A"], fps[f"{ens.fingerprint}_B"]
     if swap:
         x_a, x_b = x_b, x_a
-    return model.ensemble(x_a, x_b).to("cpu", torch.float64).numpy()
+    return ens(x_a, x_b).to("cpu", torch.float64).numpy()
 
 
 # --------------------------------------------------------------------------- loops
@@ -192,7 +199,8 @@ def chain_barriers(models: Mapping[str, LoadedModel], kra: LoadedModel, lattice:
                    space: StateSpace) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray | None]:
     """Barriers of every jump i -> j and j -> i per dE model, and M_KOL's state energies (or None).
 
-    ``E_b(i -> j) = E_KRA + dE_ij / 2`` with ensemble means in float64.
+    ``E_b(i -> j) = E_KRA + dE_ij / 2`` with ensemble means in float64. M_EXT's dE is its own
+    prediction from each jump's window (float64), not a difference of the whole-cell energies.
     """
     species = common_species({**models, "KRA": kra})
     featurize = Featurizer()
@@ -219,7 +227,7 @@ def markov_check(models: Mapping[str, LoadedModel], kra: LoadedModel, lattice: L
     """One row per dE model: the chain's detailed-balance measures (see :mod:`dbkmc.detailed_balance.markov`).
 
     ``boltzmann_max_rel_dev`` compares pi with exp(-E/k_B T)/Z of M_KOL's state
-    energies (NaN for models without state energies).
+    energies, or of M_EXT's whole-cell energies E(S) (NaN for models without state energies).
     """
     barriers, energies = chain_barriers(models, kra, lattice, space)
     rows = []
@@ -229,8 +237,13 @@ def markov_check(models: Mapping[str, LoadedModel], kra: LoadedModel, lattice: L
         k_bwd = rates(b_bwd, temperature, attempt_frequency)
         pi = stationary_distribution(rate_matrix(space.n_states, space.jumps, k_fwd, k_bwd))
         balance = detailed_balance(pi, space.jumps, k_fwd, k_bwd)
-        boltz = (max_relative_deviation(pi, boltzmann_weights(energies, temperature))
-                 if models[name].kind == "M_KOL" else float("nan"))
+        if models[name].kind == "M_KOL":
+            boltz = max_relative_deviation(pi, boltzmann_weights(energies, temperature))
+        elif models[name].kind == "M_EXT":   # pi against the Boltzmann weights of the whole-cell E(S)
+            e_ext = energy_model(models[name]).lattice_energy(torch.as_tensor(space.states + 1), lattice)[0]
+            boltz = max_relative_deviation(pi, boltzmann_weights(e_ext.numpy(), temperature))
+        else:
+            boltz = float("nan")
         rows.append({"model": name, "n_states": space.n_states, "n_jumps": space.n_jumps,
                      "temperature_K": float(temperature),
                      "max_rel_flux_imbalance": balance.max_relative_imbalance,

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
@@ -59,7 +60,9 @@ def featurize_ext_events(events: Any, species: Sequence[str], *, radial_shells: 
                          dtype: torch.dtype = torch.float32, block: int = 512) -> dict[str, Tensor]:
     """``{"EXT_A", "EXT_B"}``: (N, M, S + D) window fingerprints of the events (a DataFrame with
     ``occupation``, ``vacancy_site``, ``hop_site``, ``lattice``, ``supercell``, ``a``, ``species``).
-    All events must share one lattice and cell size (M is fixed per lattice)."""
+    All events must share one lattice and cell size (M is fixed per lattice). A list of event dicts works too."""
+    if not hasattr(events, "columns"):
+        events = pd.DataFrame(list(events))
     keys = {(str(k), int(n)) for k, n in zip(events["lattice"], events["supercell"])}
     if len(keys) != 1:
         raise ValueError(f"EXT fingerprints: events mix lattices/cells {sorted(keys)}")

@@ -20,7 +20,7 @@ from dbkmc.core.lattice import Lattice
 from dbkmc.detailed_balance.ext_fingerprints import DEFAULT_SHELLS, ext_inputs
 from dbkmc.detailed_balance.extensive_model import ExtensiveModel
 from dbkmc.detailed_balance.site_descriptors import SiteDescriptors
-from dbkmc.detailed_balance.training import load_model
+from dbkmc.detailed_balance.training import LoadedModel, load_model
 
 
 class ExtensiveEnsemble:
@@ -108,11 +108,18 @@ class ExtensiveEnsemble:
         return self.hop_dE_members(digits, lattice, vacancies, paths).mean(0)
 
 
+def energy_model(loaded: LoadedModel, device: str | torch.device = "cpu") -> ExtensiveEnsemble:
+    """The lattice energy of a loaded M_EXT ensemble."""
+    if loaded.kind != ExtensiveModel.kind:
+        raise ValueError(f"a {loaded.kind} model, not M_EXT (an energy needs an M_EXT model)")
+    members = loaded.ensemble.members()
+    return ExtensiveEnsemble(members, loaded.species, loaded.extra.get("lattice"),
+                             loaded.extra.get("ext_shells"), device)
+
+
 def load_energy_model(folder: str | Path, device: str | torch.device = "cpu") -> ExtensiveEnsemble:
     """The M_EXT ensemble of ``folder`` (``member_<k>.pt``); a folder of another model kind is an error."""
     loaded = load_model(folder, str(device))
     if loaded.kind != ExtensiveModel.kind:
         raise ValueError(f"{folder}: a {loaded.kind} model, not M_EXT (an energy needs an M_EXT model folder)")
-    members = loaded.ensemble.members()
-    return ExtensiveEnsemble(members, loaded.species, loaded.extra.get("lattice"),
-                             loaded.extra.get("ext_shells"), device)
+    return energy_model(loaded, device)

@@ -195,6 +195,13 @@ class Ensemble:
         ens.base = copy.deepcopy(base).to("meta").eval()
         return ens
 
+    def astype(self, dtype: torch.dtype) -> Ensemble:
+        """The same ensemble with its tensors in ``dtype`` (float64 for sums that must cancel exactly)."""
+        if dtype == self.dtype:
+            return self
+        return Ensemble.from_stacked(self.base, {k: v.to(dtype) for k, v in self.params.items()},
+                                     {k: v.to(dtype) if v.is_floating_point() else v for k, v in self.buffers.items()})
+
     # ---- basic facts
     @property
     def kind(self) -> str:

@@ -77,7 +77,6 @@ class SiteDescriptors:
         self.n_channels = c = self.n_species + 1
         self.device = torch.device(device)
         offs, shell = shell_offsets(lattice.kind, self.reach_shell)
-        self._check_cell(offs)
         hc = torch.as_tensor(lattice.half_coords, dtype=torch.long, device=self.device)
         self._hc, self._period = hc, 2 * lattice.n
         self._grid = torch.as_tensor(lattice.index_grid, dtype=torch.long, device=self.device)
@@ -109,21 +108,23 @@ class SiteDescriptors:
         self.n_features = self.n_radial + self.n_triplet
         self._window_rel = self._window_offsets(offs)
 
-    def _check_cell(self, offs: np.ndarray) -> None:
-        """The window of a jump must not wrap onto itself in the periodic cell."""
-        span = int(np.abs(offs).max()) * 2 + 2
-        if span >= 2 * self.lattice.n:
-            raise ValueError(f"site descriptors: a {self.lattice.kind} {self.lattice.n}^3 cell is too small for "
-                             f"neighbour shell {self.reach_shell} (need n > {span // 2})")
-
     def _window_offsets(self, offs: np.ndarray) -> Tensor:
-        """(z, M, 3): for each first-neighbour path, the offsets (from v) of the window; v first, h second."""
+        """(z, M, 3): for each first-neighbour path, the offsets (from v) of the window; v first, h second.
+
+        In a small periodic cell several offsets can land on one site (the descriptors then count the
+        periodic images, as the infinite periodic crystal does); the window keeps each site once. The
+        lattice is a Bravais lattice, so the offsets found from site 0 serve every site."""
         rel = []
+        half = self.lattice.half_coords[0]
         for hv in NN_VECTORS[self.lattice.kind]:
-            pts = {tuple(x) for x in -offs} | {tuple(hv - x) for x in offs} | {(0, 0, 0), tuple(hv)}
-            pts.discard((0, 0, 0))
-            pts.discard(tuple(hv))
-            rel.append(np.array([(0, 0, 0), tuple(hv)] + sorted(pts), dtype=np.int64))
+            pts = {tuple(x) for x in -offs} | {tuple(hv - x) for x in offs}
+            pts -= {(0, 0, 0), tuple(hv)}
+            cand = np.array([(0, 0, 0), tuple(hv)] + sorted(pts), dtype=np.int64)
+            _, first = np.unique(self.lattice.site_at(half + cand), return_index=True)
+            rel.append(cand[np.sort(first)])
+        if len({len(r) for r in rel}) != 1:
+            raise ValueError(f"site descriptors: windows of different sizes on a {self.lattice.kind} "
+                             f"{self.lattice.n}^3 cell")
         return torch.as_tensor(np.stack(rel), device=self.device)
 
     @property
