@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from dbkmc.core.lattice import Lattice
 from dbkmc.kmc.engine import KMC
@@ -44,8 +45,8 @@ def test_time_weighted_kmc_samples_the_boltzmann_distribution_of_its_energy(latt
     rng = np.random.default_rng(0)
     start = np.stack([random_cell(lattice, [54, 53], 1, rng) for _ in range(4)])
     energy = BondEnergy(lattice, -0.02)
-    mc = swap_monte_carlo(energy, start, 600.0, 2000, seed=1, record_every=5)
-    km = kmc_samples(KMC(EnergyRateModel(energy, lattice, SPECIES), start, [600.0] * 4, seed=3), energy, 6000, 3)
+    mc = swap_monte_carlo(energy, start, 600.0, 1500, seed=1, record_every=5)
+    km = kmc_samples(KMC(EnergyRateModel(energy, lattice, SPECIES), start, [600.0] * 4, seed=3), energy, 3000, 3)
     table = pd.DataFrame([summarise(mc, "swap MC, M_EXT", 600.0, lattice, SPECIES, False, 0.0),
                           summarise(km, "kMC (time-weighted), M_EXT + KRA", 600.0, lattice, SPECIES, True, 0.0)])
     comp = comparisons(table)
@@ -62,3 +63,27 @@ def test_ordered_cells_are_ordered_or_clustered():
     alpha = warren_cowley(cells, big, SPECIES)["alpha_CuNi"]
     assert alpha[0] < -0.2 and alpha[1] > 0.3  # J < 0: order; J > 0: clusters
     assert ((cells == 0).sum(1) == 1).all()
+
+
+def test_swap_energy_is_the_whole_cell_difference_and_the_stage_rows_run():
+    """Random M_EXT: the cached local dE of the swap MC sums to the whole-cell E; the three samplers' rows."""
+    from test_rates_ext import P, random_ensemble
+
+    from dbkmc.detailed_balance.site_descriptors import SiteDescriptors
+    from dbkmc.kmc.rates.extensive_db import ExtensiveRateModel
+    from dbkmc.kmc.swap_energy import SwapEnergy
+    from dbkmc.stages.equilibrium import sampling_rows
+
+    lat = Lattice("fcc", 4, 3.567502)
+    desc = SiteDescriptors(lat, 2, 3, 2)
+    model = ExtensiveRateModel(random_ensemble("M_EXT", 2 + desc.n_features, 1, n_species=2), desc,
+                               random_ensemble("KRA", P.dim(2), 2), P, lat, SPECIES)
+    rng = np.random.default_rng(0)
+    start = np.stack([random_cell(lat, [128, 127], 1, rng) for _ in range(2)])
+    run = swap_monte_carlo(SwapEnergy(model), start, 800.0, 100, seed=1, record_every=50)
+    whole = model.energy(torch.as_tensor(run.digits[-1].astype(np.int64))).double().numpy()
+    np.testing.assert_allclose(run.energies[-1], whole, rtol=0, atol=1e-9)
+    cfg = {"seed": 0, "temperatures": [800.0], "n_chains": 2, "n_sweeps": 3, "kmc_jumps": 30, "lammps_trials": 0}
+    rows = pd.DataFrame(sampling_rows(model, None, lat, SPECIES, [128, 127], cfg))
+    assert list(rows["method"]) == ["swap MC, M_EXT", "kMC (time-weighted), M_EXT + KRA"]
+    assert np.isfinite(rows[["alpha_1", "alpha_1_se", "energy_mean", "energy_se"]].to_numpy()).all()

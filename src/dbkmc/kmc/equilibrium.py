@@ -22,7 +22,8 @@ Thermodynamic checks of a detailed-balance kMC (rule ``equilibrium_check``):
 * :class:`BondEnergy`: a first-neighbour pair-bond energy ``E = J N_AB`` for tests and to
   make ordered (J < 0) or clustered (J > 0) cells.
 
-Energies are functions ``energy(digits [C, n_sites]) -> [C]`` (eV, numpy float64).
+Energies are functions ``energy(digits [C, n_sites]) -> [C]`` (eV, numpy float64); the swap MC
+also takes a :class:`~dbkmc.kmc.swap_energy.SwapEnergy`, which evaluates only the sites a swap changes.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def swap_monte_carlo(energy: EnergyFn, digits: np.ndarray, temperature: float, n
     C, n = d.shape
     rng = np.random.default_rng(seed)
     beta = 1.0 / (KB_EV * float(temperature))
-    e = np.asarray(energy(d), dtype=np.float64)
+    local = hasattr(energy, "delta")  # a SwapEnergy: local dE of the swap (dbkmc.kmc.swap_energy)
+    e = np.asarray(energy.reset(d) if local else energy(d), dtype=np.float64)
     rows = np.arange(C)
     rec_d, rec_e = [], []
     accepted = 0
@@ -94,8 +96,10 @@ def swap_monte_carlo(energy: EnergyFn, digits: np.ndarray, temperature: float, n
         j = _uniform_where(allowed & (d != d[rows, i][:, None]), rng.random(C))
         trial = d.copy()
         trial[rows, i], trial[rows, j] = d[rows, j], d[rows, i]
-        e_new = np.asarray(energy(trial), dtype=np.float64)
+        e_new = e + energy.delta(trial, i, j) if local else np.asarray(energy(trial), dtype=np.float64)
         ok = rng.random(C) < np.exp(np.minimum(0.0, -beta * (e_new - e)))
+        if local:
+            energy.commit(ok)
         d[ok], e[ok] = trial[ok], e_new[ok]
         accepted += int(ok.sum())
         if t % record_every == 0:

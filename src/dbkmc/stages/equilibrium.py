@@ -4,8 +4,10 @@ Rule ``equilibrium_check`` (config block ``equilibrium``), on one small fcc cell
 
 1. swap Monte Carlo with the M_EXT whole-cell energy E(S) (``n_chains`` chains of
    ``n_sweeps * n_sites`` trials) against the time-weighted kMC with M_EXT + KRA rates
-   (``n_chains`` trajectories of ``kmc_jumps`` jumps): alpha_1 and the mean energy must agree
-   within two combined standard errors;
+   (``n_chains`` trajectories of ``kmc_jumps`` jumps, started from the swap-MC chains' last
+   states): alpha_1 and the mean energy must agree within two combined standard errors; the swap
+   MC evaluates only the sites a swap changes (:class:`~dbkmc.kmc.swap_energy.SwapEnergy`), with
+   the site energies of the kMC rate model itself, so both sample the same E(S);
 2. swap Monte Carlo with relaxed LAMMPS energies (fixed box, one relaxation per trial,
    ``lammps_trials`` trials): alpha_1 of M_EXT against the LAMMPS one;
 3. far from the training data: ``far_cells`` ordered / clustered cells (swap MC with a bond
@@ -34,7 +36,8 @@ from dbkmc.kmc.analysis import warren_cowley
 from dbkmc.kmc.engine import KMC
 from dbkmc.kmc.equilibrium import (BondEnergy, Samples, agreement, block_average, kmc_samples, random_cell,
                                    swap_monte_carlo)
-from dbkmc.kmc.rates.base import RateModel, build_rate_model
+from dbkmc.kmc.rates.base import build_rate_model
+from dbkmc.kmc.swap_energy import SwapEnergy
 from dbkmc.neb.lattice_energy import RelaxedLatticeEnergy
 from dbkmc.neb.potentials import Potential
 
@@ -43,16 +46,12 @@ log = logging.getLogger(__name__)
 EnergyFn = Callable[[np.ndarray], np.ndarray]
 
 
-def mext_energy(folder: str, lattice: Lattice, chunk: int = 4096) -> EnergyFn:
-    """The M_EXT ensemble-mean whole-cell energy as ``energy(digits [C, n]) -> [C]`` (eV)."""
-    from dbkmc.detailed_balance.extensive import load_energy_model
-
-    model = load_energy_model(folder)
+def model_energy(rate_model, chunk: int = 64) -> EnergyFn:
+    """The kMC rate model's whole-cell energy E(S) (M_EXT ensemble mean) as ``energy(digits [C, n]) -> [C]``."""
 
     def energy(digits: np.ndarray) -> np.ndarray:
         d = torch.as_tensor(np.asarray(digits, dtype=np.int64))
-        with torch.no_grad():
-            parts = [model.lattice_energy(d[i : i + chunk], lattice)[0] for i in range(0, len(d), chunk)]
+        parts = [rate_model.energy(d[i : i + chunk]) for i in range(0, len(d), chunk)]
         return torch.cat(parts).double().cpu().numpy()
 
     return energy
@@ -75,29 +74,33 @@ def summarise(samples: Samples, method: str, temperature: float, lattice: Lattic
             "alpha_1": a, "alpha_1_se": a_se, "energy_mean": e, "energy_se": e_se, "wall_s": seconds}
 
 
-def sampling_rows(energy: EnergyFn, rate_model: RateModel | None, lammps: EnergyFn | None, lattice: Lattice,
-                  species: Sequence[str], counts: Sequence[int], cfg: Mapping[str, Any]) -> list[dict]:
-    """Rows of the three samplers at every temperature."""
+def sampling_rows(rate_model, lammps: EnergyFn | None, lattice: Lattice, species: Sequence[str],
+                  counts: Sequence[int], cfg: Mapping[str, Any]) -> list[dict]:
+    """Rows of the three samplers at every temperature.
+
+    The swap MC chains start from random cells; the kMC trajectories and the LAMMPS chain start from
+    the swap-MC chains' last states (equilibrated, so that the costly samplers need no burn-in; the
+    block average still drops their first 20 %)."""
     rng = np.random.default_rng(cfg["seed"])
     n = lattice.n_sites
+    energy = model_energy(rate_model)
     rows = []
     for k, T in enumerate(cfg["temperatures"]):
         start = np.stack([random_cell(lattice, counts, 1, rng) for _ in range(cfg["n_chains"])])
         t0 = time.time()
-        trials = cfg["n_sweeps"] * n
-        mc = swap_monte_carlo(energy, start, T, trials, seed=cfg["seed"] + k, record_every=max(1, n // 4))
+        mc = swap_monte_carlo(SwapEnergy(rate_model), start, T, cfg["n_sweeps"] * n, seed=cfg["seed"] + k,
+                              record_every=max(1, n // 4))
         rows.append(summarise(mc, "swap MC, M_EXT", T, lattice, species, False, time.time() - t0))
         log.info("%s", rows[-1])
-        if rate_model is not None:
-            t0 = time.time()
-            engine = KMC(rate_model, start, [T] * len(start), seed=cfg["seed"] + 100 + k)
-            km = kmc_samples(engine, energy, cfg["kmc_jumps"], record_every=max(1, cfg["kmc_jumps"] // 2000))
-            rows.append(summarise(km, "kMC (time-weighted), M_EXT + KRA", T, lattice, species, True,
-                                  time.time() - t0))
-            log.info("%s", rows[-1])
+        equilibrated = mc.digits[-1].astype(np.int64)
+        t0 = time.time()
+        engine = KMC(rate_model, equilibrated, [T] * len(equilibrated), seed=cfg["seed"] + 100 + k)
+        km = kmc_samples(engine, energy, cfg["kmc_jumps"], record_every=max(1, cfg["kmc_jumps"] // 500))
+        rows.append(summarise(km, "kMC (time-weighted), M_EXT + KRA", T, lattice, species, True, time.time() - t0))
+        log.info("%s", rows[-1])
         if lammps is not None and cfg["lammps_trials"] > 0:
             t0 = time.time()
-            lm = swap_monte_carlo(lammps, start[:1], T, cfg["lammps_trials"], seed=cfg["seed"] + 200 + k)
+            lm = swap_monte_carlo(lammps, equilibrated[:1], T, cfg["lammps_trials"], seed=cfg["seed"] + 200 + k)
             rows.append(summarise(lm, "swap MC, LAMMPS relaxed", T, lattice, species, False, time.time() - t0))
             log.info("%s", rows[-1])
     return rows
@@ -173,19 +176,19 @@ def equilibrium_check_step(cfg: Mapping[str, Any], potential_cfg: Mapping[str, A
     potential = Potential.from_config(potential_name, potential_cfg)
     lattice = Lattice("fcc", cfg["supercell"], cfg["a"])
     counts = exact_counts(cfg["composition"], species, lattice.n_sites - 1)
-    energy = mext_energy(cfg["energy"].format(run=run), lattice)
-    spec = {"kind": "detailed_balance", "energy": cfg["energy"].format(run=run), "kra": cfg["kra"].format(run=run)}
-    rate_model = build_rate_model(spec, lattice, species, key="equilibrium")
+    folders = {"energy": cfg["energy"].format(run=run), "kra": cfg["kra"].format(run=run)}
+    rate_model = build_rate_model({"kind": "detailed_balance", **folders}, lattice, species, key="equilibrium")
     lammps = RelaxedLatticeEnergy(potential, species, lattice)
-    table = pd.DataFrame(sampling_rows(energy, rate_model, lammps, lattice, species, counts, cfg))
+    table = pd.DataFrame(sampling_rows(rate_model, lammps, lattice, species, counts, cfg))
     comp = comparisons(table)
     far, r = None, None
     if cfg["far_cells"] > 0:
         big = Lattice("fcc", cfg["far_supercell"], cfg["a"])
-        far, r = far_from_training(mext_energy(cfg["energy"].format(run=run), big),
-                                   RelaxedLatticeEnergy(potential, species, big), big, species,
-                                   exact_counts(cfg["composition"], species, big.n_sites - 1), cfg["far_cells"],
-                                   cfg["seed"])
+        big_model = rate_model if big == lattice else build_rate_model(
+            {"kind": "detailed_balance", **folders}, big, species, key="equilibrium")
+        far, r = far_from_training(model_energy(big_model), RelaxedLatticeEnergy(potential, species, big), big,
+                                   species, exact_counts(cfg["composition"], species, big.n_sites - 1),
+                                   cfg["far_cells"], cfg["seed"])
         far.to_csv(far_csv, index=False)
         log.info("far from training: Pearson r = %.4f", r)
     else:
