@@ -184,7 +184,8 @@ class ExtensiveRateModel:
         t, m = vac.shape
         tw_a, tw_b = self.aev.transition_fingerprints(d, vac)
         dim = self.aev.dim
-        x = KRAModel.symmetric_input(tw_a.reshape(-1, dim).to(self.dtype), tw_b.reshape(-1, dim).to(self.dtype))
+        kra_dtype = self._kra_energy.dtype                                    # round, then combine (as trained)
+        x = KRAModel.symmetric_input(tw_a.reshape(-1, dim).to(kra_dtype), tw_b.reshape(-1, dim).to(kra_dtype))
         return self._kra_energy(x).reshape(t, m, self.z)
 
     @torch.no_grad()
