@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""kMC throughput of the detailed-balance rate model with M_EXT energies (``E_b = E_KRA + dE/2``).
+
+:class:`dbkmc.kmc.rates.extensive_db.ExtensiveRateModel` in the kMC engine on Cu50Ni50 fcc with one vacancy
+per trajectory. Timed, on one thread unless ``--threads``:
+
+- the two parts of one barrier evaluation (= one jump): dE from the cached site terms and the window update
+  (M_EXT), and E_KRA (transition-wise fingerprints from the lattice tables + the KRA ensemble);
+- jumps/s of :class:`dbkmc.kmc.engine.KMC` for one trajectory and for a batch of temperatures;
+- one trajectory's cost per jump against the cell size.
+
+The cost depends on the architecture, not on the weights: with ``--models DIR`` (holding ``M_EXT/`` and
+``KRA/``) the trained ensembles are used, otherwise untrained ones (M_EXT 32-32 per species, KRA
+``--kra-hidden``, ``--members`` members, default shells and AEV parameters).
+
+    python benchmarks/mext_throughput.py
+    python benchmarks/mext_throughput.py --models results/models_demo/models --results-md benchmarks/RESULTS.md
+    python benchmarks/mext_throughput.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from results_md import torch_machine_description, update_results_md
+
+from dbkmc.core.lattice import Lattice
+from dbkmc.detailed_balance.fingerprints import AEVParams
+from dbkmc.detailed_balance.models import Ensemble, build_model
+from dbkmc.detailed_balance.site_descriptors import SiteDescriptors
+from dbkmc.kmc.engine import KMC
+from dbkmc.kmc.rates.extensive_db import ExtensiveRateModel, load_extensive
+
+SPECIES = ("Cu", "Ni")
+A_CUNI = 3.58
+
+
+def sync(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def best_time(fn: Callable[[], object], device: str, reps: int = 30, rounds: int = 5) -> float:
+    """Seconds per call, the best of ``rounds`` rounds of ``reps`` calls (the machine is shared)."""
+    fn()
+    out = []
+    for _ in range(rounds):
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        sync(device)
+        out.append((time.perf_counter() - start) / reps)
+    return min(out)
+
+
+def build(models: Path | None, lattice: Lattice, members: int, kra_hidden: Sequence[int],
+          device: str) -> tuple[ExtensiveRateModel, str]:
+    if models is not None:
+        model = load_extensive(str(models / "M_EXT"), str(models / "KRA"), lattice, SPECIES, device)
+        return model, (f"trained ensembles from `{models}` ({model.energy_ensemble.n_members} M_EXT members, "
+                       f"{model.kra.n_members} KRA members, KRA hidden {model.kra.arch()['hidden']})")
+    params = AEVParams()
+    desc = SiteDescriptors(lattice, len(SPECIES), device=device)
+    energy = Ensemble([build_model("M_EXT", len(SPECIES) + desc.n_features, hidden=(32, 32), dropout=0.0,
+                                   n_species=len(SPECIES)).double().eval() for _ in range(members)])
+    kra = Ensemble([build_model("KRA", params.dim(len(SPECIES)), hidden=tuple(kra_hidden), dropout=0.0).eval()
+                    for _ in range(members)])
+    model = ExtensiveRateModel(on_device(energy, device), desc, on_device(kra, device), params, lattice, SPECIES,
+                               device)
+    return model, (f"untrained ensembles, {members} members: M_EXT 32-32 per species in float64 (as "
+                   f"`load_extensive` gives it), KRA {list(kra_hidden)} in float32")
+
+
+def on_device(ens: Ensemble, device: str) -> Ensemble:
+    return Ensemble.from_stacked(ens.base, {k: v.to(device) for k, v in ens.params.items()},
+                                 {k: v.to(device) for k, v in ens.buffers.items()})
+
+
+def start_state(lattice: Lattice, seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    d = rng.integers(1, len(SPECIES) + 1, lattice.n_sites)
+    d[0] = 0
+    return torch.as_tensor(d)
+
+
+def time_parts(model: ExtensiveRateModel, lattice: Lattice, device: str) -> dict[str, float]:
+    """Seconds per evaluation of the dE part and of the E_KRA part (one vacancy, one trajectory)."""
+    d = start_state(lattice).to(device)[None]
+    vac = torch.zeros(1, 1, dtype=torch.long, device=device)
+    return {"dE": best_time(lambda: model.energy_changes(d, vac), device),
+            "KRA": best_time(lambda: model.kra_energies(d, vac), device)}
+
+
+def time_kmc(model: ExtensiveRateModel, lattice: Lattice, n_traj: int, jumps: int, device: str) -> float:
+    """Seconds per jump (all trajectories together) of the engine, the best of three runs."""
+    temps = list(np.linspace(500.0, 1400.0, n_traj))
+    kmc = KMC(model, start_state(lattice), temps, seed=1, device=device)
+    kmc.run(20)
+    best = float("inf")
+    for _ in range(3):
+        sync(device)
+        start = time.perf_counter()
+        kmc.run(jumps)
+        sync(device)
+        best = min(best, (time.perf_counter() - start) / (jumps * n_traj))
+    return best
+
+
+def load_average() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "n/a"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", type=Path, default=None, help="folder with M_EXT/ and KRA/ checkpoints")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--n", type=int, default=10, help="fcc cell n x n x n (4 n^3 sites)")
+    p.add_argument("--members", type=int, default=2)
+    p.add_argument("--kra-hidden", type=int, nargs="+", default=[64, 32])
+    p.add_argument("--batch", type=int, default=20, help="temperatures in the batched run")
+    p.add_argument("--jumps", type=int, default=300)
+    p.add_argument("--sizes", type=int, nargs="*", default=[6, 20, 30], help="cells n for the size check")
+    p.add_argument("--results-md", type=Path, default=None)
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    load_before = load_average()
+    lattice = Lattice("fcc", args.n, A_CUNI)
+    model, model_text = build(args.models, lattice, args.members, args.kra_hidden, args.device)
+    parts = time_parts(model, lattice, args.device)
+    one = time_kmc(model, lattice, 1, args.jumps, args.device)
+    batch = time_kmc(model, lattice, args.batch, max(20, args.jumps // 5), args.device)
+    sizes = []
+    for n in args.sizes:
+        lat = Lattice("fcc", n, A_CUNI)
+        m, _ = build(args.models, lat, args.members, args.kra_hidden, args.device)
+        sizes.append((lat.n_sites, time_kmc(m, lat, 1, args.jumps, args.device)))
+    load = f"{load_before} before, {load_average()} after"
+    rows = [f"| dE (M_EXT, cached site terms + window update) | {parts['dE'] * 1e6:,.0f} |",
+            f"| E_KRA (TW fingerprints + KRA ensemble) | {parts['KRA'] * 1e6:,.0f} |"]
+    text = "\n".join([
+        f"- Machine: {torch_machine_description(args.device)}; device `{args.device}`; 1-min load average {load} "
+        "(shared machine: lower bounds on the speed)",
+        f"- Model: E_b = E_KRA + dE/2 with M_EXT energies, {model_text}; descriptors: radial shells "
+        f"{model.desc.radial_shells}, triplet shells {model.desc.triplet_shells} (D = {model.desc.n_features}), "
+        f"window M = {model.desc.window_size} sites per path, {model.z} paths",
+        f"- Lattice: Cu50Ni50 fcc {args.n}x{args.n}x{args.n} ({lattice.n_sites:,} sites), one vacancy per trajectory",
+        "", "| part of one jump (one trajectory) | us |", "|---|---:|", *rows, "",
+        "| kMC (dbkmc.kmc.engine) | trajectories | us per jump | jumps/s |", "|---|---:|---:|---:|",
+        f"| one trajectory | 1 | {one * 1e6:,.0f} | {1 / one:,.0f} |",
+        f"| batch of temperatures | {args.batch} | {batch * 1e6:,.0f} | {1 / batch:,.0f} |", "",
+        "| sites | us per jump (one trajectory) |", "|---:|---:|",
+        *[f"| {s:,} | {t * 1e6:,.0f} |" for s, t in sizes]])
+    print(text)
+    if args.results_md is not None:
+        date = dt.date.today().isoformat()
+        command = "python " + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+        section = (f"## kMC with M_EXT + KRA detailed-balance rates, {date}\n\n- Command: `{command}`\n{text}\n")
+        update_results_md(args.results_md, "mext_throughput", date, section)
+        print(f"wrote a section to {args.results_md}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
