@@ -78,6 +78,69 @@ def _nnk_barriers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _structure_frames(path: str, species: list[str]):
+    """(label, positions, box edge lengths, species index per atom, atom names) of every frame of an extxyz
+    file (by suffix .xyz/.extxyz, elements by symbol) or a LAMMPS text dump (type k = the model's k-th species)."""
+    import numpy as np
+
+    if path.endswith((".xyz", ".extxyz")):
+        from ase.io import read
+
+        for k, atoms in enumerate(read(path, index=":", format="extxyz")):
+            cell = np.asarray(atoms.cell)
+            if not np.allclose(cell, np.diag(np.diag(cell)), atol=1e-9):
+                raise UsageError(f"--structure: frame {k}: the cell is not orthogonal")
+            symbols = atoms.get_chemical_symbols()
+            unknown = sorted(set(symbols) - set(species))
+            if unknown:
+                raise UsageError(f"--structure: frame {k}: elements {unknown} are not among the model's species {species}")
+            names = [f"atom {i + 1} ({s})" for i, s in enumerate(symbols)]
+            yield k, atoms.positions, np.diag(cell), np.array([species.index(s) for s in symbols]), names
+        return
+    from dbkmc.neb.dump import read_dump_frames
+
+    for frame in read_dump_frames(path):
+        bad = (frame.types < 1) | (frame.types > len(species))
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            raise UsageError(f"--structure: timestep {frame.timestep}: atom id {frame.ids[j]} has type "
+                             f"{frame.types[j]}; the model's species are {species} (types 1..{len(species)})")
+        yield (frame.timestep, frame.positions, frame.box_hi - frame.box_lo, frame.types - 1,
+               [f"atom id {i}" for i in frame.ids])
+
+
+def _energy(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from dbkmc.core.lattice_map import map_onto_lattice
+    from dbkmc.detailed_balance.extensive import load_energy_model
+
+    if not (args.tol > 0 and math.isfinite(args.tol)):
+        raise UsageError(f"--tol: need a finite number > 0, got {args.tol}")
+    try:
+        model = load_energy_model(args.model)
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError, pickle.UnpicklingError) as err:
+        raise UsageError(f"--model: {err}") from None
+    if model.lattice_kind is not None and model.lattice_kind != args.lattice:
+        raise UsageError(f"--lattice: the model {args.model} was trained on {model.lattice_kind}, not {args.lattice}")
+    rows = []
+    try:
+        for label, pos, box, spec, names in _structure_frames(args.structure, model.species):
+            lattice, site = map_onto_lattice(pos, box, args.lattice, names, args.tol)
+            digits = torch.zeros(lattice.n_sites, dtype=torch.long)
+            digits[torch.as_tensor(site)] = torch.as_tensor(np.asarray(spec) + 1)
+            mean, std = model.lattice_energy(digits[None], lattice)
+            rows.append({"frame": label, "n_atoms": len(site), "n_vacancies": lattice.n_sites - len(site),
+                         "supercell": lattice.n, "a": lattice.a, "E_mean_eV": float(mean[0]), "E_std_eV": float(std[0])})
+    except ValueError as err:
+        raise UsageError(f"--structure: {err}") from None
+    pd.DataFrame(rows).to_csv(args.out, index=False, float_format="%.10f")
+    print(f"{args.out}: E(S) of {len(rows)} frame(s) ({model.n_members}-member M_EXT ensemble)")
+    return 0
+
+
 def _version(_: argparse.Namespace) -> int:
     from dbkmc.core.provenance import code_provenance
 
@@ -108,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--lattice", choices=["fcc", "bcc"], default=None, help="lattice kind (default: from the atom count)")
     q.add_argument("--tol", type=float, default=0.01, help="largest distance (Angstrom) of an atom from its ideal site")
     q.set_defaults(func=_nnk_barriers)
+    p = sub.add_parser("energy", help="E(S) of lattice structures from an M_EXT ensemble (mean and std, eV)")
+    p.add_argument("--model", required=True, help="an M_EXT model folder (member_<k>.pt)")
+    p.add_argument("--structure", required=True,
+                   help="extxyz (.xyz/.extxyz) or LAMMPS text dump: atoms on the ideal sites of a cubic supercell, "
+                        "empty sites are vacancies; dump type k is the model's k-th species")
+    p.add_argument("--lattice", required=True, choices=["fcc", "bcc"])
+    p.add_argument("--out", required=True, help="CSV: frame, n_atoms, n_vacancies, supercell, a, E_mean_eV, E_std_eV")
+    p.add_argument("--tol", type=float, default=0.01, help="largest distance (Angstrom) of an atom from its ideal site")
+    p.set_defaults(func=_energy)
     p = sub.add_parser("version", help="code and library versions")
     p.set_defaults(func=_version)
     return parser

@@ -1,4 +1,4 @@
-# Stages 2-3: fingerprints and the detailed-balance model family (M_NC, M_SAS, M_HAS, M_KOL, KRA).
+# Stages 2-3: fingerprints and the detailed-balance model family (M_NC, M_SAS, M_HAS, M_KOL, M_EXT, KRA).
 
 from dbkmc.detailed_balance.kinds import MODEL_KINDS
 from dbkmc.stages.keys import TRAIN_KEYS
@@ -6,8 +6,12 @@ from dbkmc.stages.keys import TRAIN_KEYS
 MODELS_CFG = config["models"]
 
 
-def train_params():
-    return {k: MODELS_CFG[k] for k in TRAIN_KEYS}
+def train_params(kind=None):
+    """The training keys; with ``kind``, per_kind keeps that kind's entry only (another kind's settings rerun nothing)."""
+    params = {k: MODELS_CFG[k] for k in TRAIN_KEYS}
+    if kind is not None:
+        params["per_kind"] = {k: v for k, v in params["per_kind"].items() if k == kind}
+    return params
 
 
 def model_events():
@@ -74,7 +78,7 @@ rule sas_sweep:
         figure=report(f"{OUT}/figures/sas_sweep.png", caption="../report/sas_sweep.rst", category="Models"),
         chosen=f"{OUT}/models/M_SAS_lambda.json",
     params:
-        models=lambda wc: {**train_params(), "sas_lambdas": MODELS_CFG["sas_lambdas"]},
+        models=lambda wc: {**train_params("M_SAS"), "sas_lambdas": MODELS_CFG["sas_lambdas"]},
     log:
         f"{LOGS}/models/sas_sweep.log",
     benchmark:
@@ -101,7 +105,7 @@ rule train:
         members=[f"{OUT}/models/{{model}}/member_{k}.pt" for k in range(MODELS_CFG["n_members"])],
         record=f"{OUT}/models/{{model}}/training.json",
     params:
-        models=lambda wc: train_params(),
+        models=lambda wc: train_params(wc.model),
     log:
         f"{LOGS}/models/train_{{model}}.log",
     benchmark:
@@ -129,7 +133,7 @@ rule evaluate:
         metrics=f"{OUT}/models/{{model}}/metrics.json",
         predictions=f"{OUT}/models/{{model}}/predictions.parquet",
     params:
-        models=lambda wc: train_params(),
+        models=lambda wc: train_params(wc.model),
     log:
         f"{LOGS}/models/evaluate_{{model}}.log",
     benchmark:
