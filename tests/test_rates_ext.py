@@ -174,3 +174,31 @@ def test_config_energy_field() -> None:
     wrong["kmc"]["runs"][name]["rate_model"]["energy"] = "results/{run}/models/M_KOL"
     with pytest.raises(ConfigError, match="energy needs M_EXT"):
         validate_config(wrong)
+
+
+def test_dry_run_trains_m_ext_before_kmc(tmp_path) -> None:
+    """Snakemake's DAG: a kMC run with energy: results/{run}/models/M_EXT needs that run's M_EXT and KRA members."""
+    import subprocess
+
+    import yaml
+
+    from snakemake_helpers import REPO, SNAKEMAKE, planned_jobs
+
+    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    name = next(n for n, r in demo["kmc"]["runs"].items() if r["rate_model"]["kind"] == "detailed_balance")
+    demo["kmc"]["runs"][name]["rate_model"] = {"kind": "detailed_balance", "energy": "results/{run}/models/M_EXT",
+                                               "kra": "results/{run}/models/KRA"}
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "data").symlink_to(REPO / "data")
+    configfile = tmp_path / "ext.yaml"
+    configfile.write_text(yaml.safe_dump(demo, sort_keys=False))
+    target = f"results/{demo['run']}/kmc/{name}/timeseries.parquet"
+    proc = subprocess.run([str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(work), "--configfile",
+                           str(configfile), "--cores", "2", "-n", "--", target],
+                          capture_output=True, text=True, timeout=300, cwd=work)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    jobs = planned_jobs(out)
+    assert jobs.get("train") == 2 and jobs.get("kmc") == 1, jobs        # M_EXT and KRA, then the kMC run
+    assert f"results/{demo['run']}/models/M_EXT/member_0.pt" in out and "models/M_KOL/member_0.pt" not in out
