@@ -87,3 +87,36 @@ def test_swap_energy_is_the_whole_cell_difference_and_the_stage_rows_run():
     rows = pd.DataFrame(sampling_rows(model, None, lat, SPECIES, [128, 127], cfg))
     assert list(rows["method"]) == ["swap MC, M_EXT", "kMC (time-weighted), M_EXT + KRA"]
     assert np.isfinite(rows[["alpha_1", "alpha_1_se", "energy_mean", "energy_se"]].to_numpy()).all()
+
+
+def test_quickly_trained_m_ext_ranks_cells_far_from_training_like_lammps(tmp_path):
+    """M_EXT (1 member, 6 epochs on the reference Cu50Ni50 events) vs relaxed LAMMPS on ordered and
+    clustered 4x4x4 cells (swap MC with a bond energy): the energy differences to cell 0 correlate, r >= 0.95."""
+    from dbkmc.detailed_balance.aev import AEVParams
+    from dbkmc.detailed_balance.ext_fingerprints import featurize_ext_events
+    from dbkmc.detailed_balance.extensive import load_energy_model
+    from dbkmc.detailed_balance.training import EventData, TrainConfig, save_ensemble, split_events, train_model
+    from dbkmc.neb.lattice_energy import RelaxedLatticeEnergy
+    from dbkmc.neb.potentials import Potential
+    from dbkmc.stages.equilibrium import far_from_training
+
+    torch.manual_seed(0)
+    events = pd.read_parquet("data/reference_cuni/events.parquet")
+    events = events[events.composition == "Cu50Ni50"].reset_index(drop=True)
+    targets = ("dE", "E_KRA", "barrier_forward", "barrier_backward")
+    data = EventData(featurize_ext_events(events, list(SPECIES)),
+                     {t: torch.tensor(events[t].to_numpy(), dtype=torch.float32) for t in targets},
+                     list(events.event_id), list(events.composition), AEVParams(), list(SPECIES))
+    cfg = TrainConfig(n_members=1, per_kind={"M_EXT": {"hidden": [32, 32], "dropout": 0.0, "lr": 2e-3,
+                                                       "lr_final": 5e-4, "max_epochs": 6, "batch_size": 64}})
+    fit = train_model("M_EXT", data, split_events(data.event_id, data.composition), cfg)
+    save_ensemble(tmp_path / "M_EXT", fit.ensemble, AEVParams(), list(SPECIES), extra={"lattice": "fcc"})
+    model = load_energy_model(tmp_path / "M_EXT")
+    lat = Lattice("fcc", 4, 3.567502)
+    potential = Potential.from_config("cuni_eam", {"pair_style": "eam/alloy", "pair_coeff": "* * {table} {elements}",
+                                                   "files": {"table": "CuNi.eam.alloy"}, "elements": list(SPECIES)})
+    energy = lambda d: model.lattice_energy(torch.as_tensor(d), lat)[0].double().numpy()  # noqa: E731
+    table, stats = far_from_training(energy, RelaxedLatticeEnergy(potential, SPECIES, lat), lat, SPECIES,
+                                     [128, 127], 4, seed=14, sweeps=30)
+    assert (table.alpha_1[1::2] > 0.3).all() and (table.alpha_1[::2] < -0.1).all()  # clustered and ordered
+    assert stats["pearson_r"] >= 0.95, table

@@ -14,8 +14,12 @@ Rule ``equilibrium_check`` (config block ``equilibrium``), on one small fcc cell
    energy of either sign at low temperature), relaxed with LAMMPS: Pearson r of the M_EXT and
    LAMMPS energy differences to the first cell at fixed composition.
 
-Standard errors: :func:`dbkmc.kmc.equilibrium.block_average` (first 20 % dropped, 10 blocks
-per chain, blocks of all chains pooled).
+Standard errors: :func:`dbkmc.kmc.equilibrium.block_average` with the first 20 % of each chain
+dropped. With 4 or more chains (swap MC and kMC with M_EXT) each chain's mean is one block: the
+chains are independent, and the kMC trajectories start from independent equilibrium states, so
+this holds however long the correlation time within a chain is. The single LAMMPS chain is cut
+into 10 blocks (each about one sweep of trials or more), which assumes a correlation time shorter
+than a block.
 """
 
 from __future__ import annotations
@@ -67,8 +71,9 @@ def alpha_1(samples: Samples, lattice: Lattice, species: Sequence[str]) -> np.nd
 def summarise(samples: Samples, method: str, temperature: float, lattice: Lattice, species: Sequence[str],
               weighted: bool, seconds: float) -> dict[str, Any]:
     w = samples.weights if weighted else None
-    a, a_se, n_blocks = block_average(alpha_1(samples, lattice, species), w)
-    e, e_se, _ = block_average(samples.energies, w)
+    per_chain = 1 if samples.energies.shape[1] >= 4 else 10  # independent chains: the chain means are the blocks
+    a, a_se, n_blocks = block_average(alpha_1(samples, lattice, species), w, n_blocks=per_chain)
+    e, e_se, _ = block_average(samples.energies, w, n_blocks=per_chain)
     return {"temperature": temperature, "method": method, "n_chains": samples.energies.shape[1],
             "n_trials_per_chain": samples.n_trials, "acceptance": samples.acceptance, "n_blocks": n_blocks,
             "alpha_1": a, "alpha_1_se": a_se, "energy_mean": e, "energy_se": e_se, "wall_s": seconds}
@@ -126,7 +131,7 @@ def comparisons(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def ordered_cells(lattice: Lattice, counts: Sequence[int], n_cells: int, seed: int) -> np.ndarray:
+def ordered_cells(lattice: Lattice, counts: Sequence[int], n_cells: int, seed: int, sweeps: int = 100) -> np.ndarray:
     """``n_cells`` Cu-Ni cells with one vacancy, ordered (J < 0) or clustered (J > 0) by swap MC.
 
     Bond energies J = -/+ 20, 40, 80 meV per A-B bond at 300-1200 K: from weak to strong
@@ -139,31 +144,41 @@ def ordered_cells(lattice: Lattice, counts: Sequence[int], n_cells: int, seed: i
     for c in range(n_cells):
         J, T = Js[c % len(Js)], temps[(c // len(Js)) % len(temps)]
         start = random_cell(lattice, counts, 1, rng)[None]
-        run = swap_monte_carlo(BondEnergy(lattice, J), start, T, 100 * lattice.n_sites, seed=seed + c,
-                               record_every=100 * lattice.n_sites, vacancy_swaps=False)
+        run = swap_monte_carlo(BondEnergy(lattice, J), start, T, sweeps * lattice.n_sites, seed=seed + c,
+                               record_every=sweeps * lattice.n_sites, vacancy_swaps=False)
         cells.append(run.digits[-1, 0].astype(np.int64))
     return np.stack(cells)
 
 
 def far_from_training(energy: EnergyFn, lammps: EnergyFn, lattice: Lattice, species: Sequence[str],
-                      counts: Sequence[int], n_cells: int, seed: int) -> tuple[pd.DataFrame, float]:
-    """Table of M_EXT and LAMMPS energy differences to cell 0 on ordered cells, and their Pearson r."""
-    cells = ordered_cells(lattice, counts, n_cells, seed)
+                      counts: Sequence[int], n_cells: int, seed: int, sweeps: int = 100) -> tuple[pd.DataFrame, dict]:
+    """Table of M_EXT and LAMMPS energy differences to cell 0 on ordered / clustered cells, and its statistics.
+
+    Statistics over cells 1..: Pearson r, the least-squares slope of dE_model on dE_lammps, the RMSE
+    of dE_model - dE_lammps (eV per cell), and r within the ordered cells (alpha_1 < 0) alone."""
+    cells = ordered_cells(lattice, counts, n_cells, seed, sweeps)
     e_model = energy(cells)
     e_true = lammps(cells)
     alpha = warren_cowley(cells, lattice, species)[f"alpha_{species[0]}{species[1]}"]
     df = pd.DataFrame({"cell": np.arange(n_cells), "alpha_1": alpha, "E_lammps": e_true, "E_model": e_model,
                        "dE_lammps": e_true - e_true[0], "dE_model": e_model - e_model[0]})
-    r = float(np.corrcoef(df.dE_lammps[1:], df.dE_model[1:])[0, 1]) if n_cells > 2 else float("nan")
-    return df, r
+    x, y = df.dE_lammps.to_numpy()[1:], df.dE_model.to_numpy()[1:]
+    ordered = df.alpha_1.to_numpy()[1:] < 0
+    stats = {"pearson_r": float(np.corrcoef(x, y)[0, 1]) if len(x) > 1 else float("nan"),
+             "slope": float((x * y).sum() / (x * x).sum()) if len(x) else float("nan"),
+             "rmse_eV": float(np.sqrt(np.mean((y - x) ** 2))) if len(x) else float("nan"),
+             "pearson_r_ordered": float(np.corrcoef(x[ordered], y[ordered])[0, 1]) if ordered.sum() > 2
+             else float("nan"), "n_cells": int(n_cells)}
+    return df, stats
 
 
-def markdown(table: pd.DataFrame, comp: pd.DataFrame, far: pd.DataFrame | None, r: float | None) -> str:
+def markdown(table: pd.DataFrame, comp: pd.DataFrame, far: pd.DataFrame | None, stats: dict | None) -> str:
     text = ["# Equilibrium check of M_EXT", "", table.to_markdown(index=False, floatfmt=".5g"), ""]
     if len(comp):
         text += ["## Agreement (|difference| <= 2 combined SE)", "", comp.to_markdown(index=False, floatfmt=".4g"), ""]
     if far is not None:
-        text += [f"## Far from the training data: Pearson r (dE to cell 0) = {r:.4f}", "",
+        text += ["## Far from the training data: M_EXT vs relaxed LAMMPS, dE to cell 0 at fixed composition", "",
+                 ", ".join(f"{k} = {v:.4g}" for k, v in stats.items()), "",
                  far.to_markdown(index=False, floatfmt=".5g"), ""]
     return "\n".join(text)
 
@@ -181,19 +196,19 @@ def equilibrium_check_step(cfg: Mapping[str, Any], potential_cfg: Mapping[str, A
     lammps = RelaxedLatticeEnergy(potential, species, lattice)
     table = pd.DataFrame(sampling_rows(rate_model, lammps, lattice, species, counts, cfg))
     comp = comparisons(table)
-    far, r = None, None
+    far, stats = None, None
     if cfg["far_cells"] > 0:
         big = Lattice("fcc", cfg["far_supercell"], cfg["a"])
         big_model = rate_model if big == lattice else build_rate_model(
             {"kind": "detailed_balance", **folders}, big, species, key="equilibrium")
-        far, r = far_from_training(model_energy(big_model), RelaxedLatticeEnergy(potential, species, big), big,
+        far, stats = far_from_training(model_energy(big_model), RelaxedLatticeEnergy(potential, species, big), big,
                                    species, exact_counts(cfg["composition"], species, big.n_sites - 1),
                                    cfg["far_cells"], cfg["seed"])
         far.to_csv(far_csv, index=False)
-        log.info("far from training: Pearson r = %.4f", r)
+        log.info("far from training: %s", stats)
     else:
         pd.DataFrame().to_csv(far_csv, index=False)
     table.to_csv(table_csv, index=False)
     with open(table_md, "w") as fh:
-        fh.write(markdown(table, comp, far, r))
-    equilibrium_figure(table, comp, far, r, figure)
+        fh.write(markdown(table, comp, far, stats))
+    equilibrium_figure(table, comp, far, None if stats is None else stats["pearson_r"], figure)
