@@ -37,9 +37,9 @@ def run(tmp_path_factory):
 
 def test_table2_and_exact_detailed_balance(run):
     table = pd.read_csv(run / "tables" / "table2.csv")
-    assert list(table["model"]) == ["M_NC", "M_SAS", "M_HAS", "M_KOL"]
+    assert list(table["model"]) == ["M_NC", "M_SAS", "M_HAS", "M_KOL", "M_EXT"]   # M_EXT joins Table 2 (issue 14)
     ddE = table.set_index("model")["test_ddE_eV"]
-    assert ddE["M_HAS"] <= 1e-6 and ddE["M_KOL"] <= 1e-6
+    assert ddE["M_HAS"] <= 1e-6 and ddE["M_KOL"] <= 1e-6 and ddE["M_EXT"] <= 1e-6
     assert ddE["M_NC"] > 1e-6  # an unconstrained model is not antisymmetric
     assert (run / "tables" / "table2.md").read_text().count("M_") >= 4
     for name in ("sas_sweep.png", "fig8_learning_curves.png", "models/parity_KRA.png",
