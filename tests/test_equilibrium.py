@@ -89,6 +89,7 @@ def test_swap_energy_is_the_whole_cell_difference_and_the_stage_rows_run():
     assert np.isfinite(rows[["alpha_1", "alpha_1_se", "energy_mean", "energy_se"]].to_numpy()).all()
 
 
+@pytest.mark.slow  # trains a model: about 40 s on one free core
 def test_quickly_trained_m_ext_ranks_cells_far_from_training_like_lammps(tmp_path):
     """M_EXT (1 member, 6 epochs on the reference Cu50Ni50 events) vs relaxed LAMMPS on ordered and
     clustered 4x4x4 cells (swap MC with a bond energy): the energy differences to cell 0 correlate, r >= 0.95."""
