@@ -57,8 +57,8 @@ def small_config(reference_source: Path) -> dict:
         "kmc": {"device": "cpu", "runs": {"aging": {
             "structure": {"species": ["Cu", "Ni"], "lattice": "fcc", "n": 3, "a": 3.5675,
                           "composition": {"Cu": 0.5, "Ni": 0.5}},
-            "rate_model": {"kind": "detailed_balance", "kol": f"results/{RUN}/models/M_KOL",
-                           "kra": f"results/{RUN}/models/KRA"},
+            "rate_model": {"kind": "detailed_balance", "kol": "results/{run}/models/M_KOL",
+                           "kra": "results/{run}/models/KRA"},  # {run}: the failing run renames it
             "temperatures": [500, 1000], "n_jumps": 200, "seed": 1,
             "record": {"first": 10, "per_decade": 2, "linear": 5},
             "analysis": {"order_pair": ["Cu", "Ni"]},

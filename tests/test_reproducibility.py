@@ -20,12 +20,12 @@ import torch
 
 from dbkmc.core.config import resolve_potential_file
 from dbkmc.neb.potentials import sha256_file
+from dbkmc.detailed_balance.kinds import MODEL_KINDS
 from dbkmc.detailed_balance.training import load_model
 from small_pipeline import commit_of
 from snakemake_helpers import REPO, planned_jobs, write_config
 
 STAGE1_RULES = {"lattice_constants", "sample_events", "neb", "collect_dataset", "import_dataset"}
-MODEL_KINDS = ("M_NC", "M_SAS", "M_HAS", "M_KOL", "KRA")
 
 
 def dry_run(runs, config: dict, name: str) -> dict[str, int]:
