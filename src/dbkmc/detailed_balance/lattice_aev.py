@@ -156,6 +156,7 @@ class LatticeAEV:
             raise RuntimeError("lattice_aev: the jump sites fall on different slots for different paths")
         ang = self.tw.ang_index.cpu().numpy()
         self._tw_changed = torch.as_tensor(np.flatnonzero(np.isin(ang, at_jump[0])), device=self.device)
+        self._tw_angular_changed = self.tw.angular[self._tw_changed].contiguous()      # W[:, C], the rank update
         self.jumps = torch.as_tensor(nn, dtype=torch.long, device=self.device)
         self.half = torch.as_tensor(lattice.half_coords, dtype=torch.long, device=self.device)
         self.grid = torch.as_tensor(lattice.index_grid, dtype=torch.long, device=self.device)
@@ -229,24 +230,26 @@ class LatticeAEV:
         """TW fingerprints of A and B (N, D) each; B differs from A only on the jump slots.
 
         B's angular map is A's plus a rank-update on those slots:
-        ``W e_B = W e_A + W[:, C] (e_B - e_A)[C]``.
+        ``W e_B = W e_A + W[:, C] (e_B - e_A)[C]``; A and B then share one assembly.
         """
         tables, changed = self.tw, self._tw_changed
-        out_a, out_b = [], []
+        out = []
         step = self._step(tables)
         for start in range(0, spec_a.shape[0], step):
-            e_a, e_b = self._onehot(spec_a[start:start + step]), self._onehot(spec_b[start:start + step])
-            ang_a, ang_b = e_a[:, :, tables.ang_index], e_b[:, :, tables.ang_index]
-            inner_a = self._inner(ang_a, tables)
-            n, s = e_a.shape[:2]
-            delta = (ang_b - ang_a)[:, :, changed].reshape(n * s, -1)
-            inner_b = inner_a + (delta @ tables.angular[changed]).reshape(inner_a.shape)
-            out_a.append(self._assemble(e_a, ang_a, inner_a, tables))
-            out_b.append(self._assemble(e_b, ang_b, inner_b, tables))
-        if not out_a:
+            a, b = spec_a[start:start + step], spec_b[start:start + step]
+            n = a.shape[0]
+            e = self._onehot(torch.cat([a, b]))                                     # (2n, S, M): A rows, then B
+            ang = e[:, :, tables.ang_index]
+            inner_a = self._inner(ang[:n], tables)
+            s = e.shape[1]
+            delta = (ang[n:, :, changed] - ang[:n, :, changed]).reshape(n * s, -1)
+            inner_b = inner_a + (delta @ self._tw_angular_changed).reshape(inner_a.shape)
+            out.append(self._assemble(e, ang, torch.cat([inner_a, inner_b]), tables).view(2, n, -1))
+        if not out:
             empty = torch.zeros((0, self.dim), dtype=self.dtype, device=spec_a.device)
             return empty, empty
-        return torch.cat(out_a), torch.cat(out_b)
+        both = torch.cat(out, 1)
+        return both[0], both[1]
 
     # ---- fingerprints of configurations
     def kolmogorov(self, occupation: Tensor, centres: Tensor) -> Tensor:

@@ -127,8 +127,11 @@ class ExtensiveRateModel:
         self.desc = descriptors
         self.hops = HopDescriptors(descriptors)
         self.site_energy = StackedSiteEnergy(energy)
-        self.aev = LatticeAEV(lattice, params, n_species, device=self.device, dtype=torch.float64, first_species=1)
         self._kra_energy = StackedEnergy(kra)
+        # TW fingerprints in the KRA members' precision: float32 members read float32 contractions (half the
+        # cost of float64; E_KRA then agrees with a float64 contraction to ~1e-7 eV), float64 members float64
+        self.aev = LatticeAEV(lattice, params, n_species, device=self.device, dtype=self._kra_energy.dtype,
+                              first_species=1)
         self._hc = torch.as_tensor(lattice.half_coords, dtype=torch.long, device=self.device)
         offs, _ = shell_offsets(lattice.kind, descriptors.reach_shell)
         ball = torch.cat([torch.zeros(1, 3, dtype=torch.long), torch.as_tensor(offs)]).to(self.device)
@@ -180,12 +183,11 @@ class ExtensiveRateModel:
 
     @torch.no_grad()
     def kra_energies(self, d: Tensor, vac: Tensor) -> Tensor:
-        """E_KRA (T, m, z) of every path (the KRA ensemble on float64 TW fingerprints rounded to its dtype)."""
+        """E_KRA (T, m, z) of every path (the KRA ensemble on TW fingerprints contracted in its dtype)."""
         t, m = vac.shape
         tw_a, tw_b = self.aev.transition_fingerprints(d, vac)
         dim = self.aev.dim
-        kra_dtype = self._kra_energy.dtype                                    # round, then combine (as trained)
-        x = KRAModel.symmetric_input(tw_a.reshape(-1, dim).to(kra_dtype), tw_b.reshape(-1, dim).to(kra_dtype))
+        x = KRAModel.symmetric_input(tw_a.reshape(-1, dim), tw_b.reshape(-1, dim))
         return self._kra_energy(x).reshape(t, m, self.z)
 
     @torch.no_grad()
