@@ -43,6 +43,7 @@ include: "workflow/rules/nnk.smk"
 include: "workflow/rules/kmc.smk"
 include: "workflow/rules/kmc_aging.smk"
 include: "workflow/rules/equilibrium.smk"
+include: "workflow/rules/hessians.smk"
 
 
 rule all:
@@ -55,4 +56,5 @@ rule all:
         kmc_targets(),
         kmc_aging_targets(),
         equilibrium_targets(),
+        hessians_targets(),
     default_target: True

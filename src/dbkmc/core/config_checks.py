@@ -33,6 +33,8 @@ def semantic_issues(cfg: Mapping[str, Any]) -> Iterator[Issue]:
     yield from _loops_issues(cfg["loops"], cfg["models"], cfg["datasets"], cfg["potentials"])
     yield from _far_field_issues(cfg["far_field"], cfg["potentials"])
     yield from _nnk_issues(cfg["nnk"], cfg["datasets"])
+    if "hessians" in cfg:
+        yield from _hessians_issues(cfg["hessians"], cfg["models"], cfg["datasets"])
     yield from kmc_issues(cfg["kmc"], run=cfg["run"], model_stage=cfg["models"]["dataset"] is not None)
 
 
@@ -41,6 +43,22 @@ def _models_issues(models: Mapping[str, Any], datasets: Mapping[str, Any]) -> It
         yield ("models", "dataset"), f"unknown dataset {models['dataset']!r} (defined: {', '.join(datasets)})"
     if not math.isclose(sum(models["split"]), 1.0, abs_tol=1e-6):
         yield ("models", "split"), f"fractions sum to {sum(models['split']):g}, not 1"
+
+
+def _hessians_issues(hessians: Mapping[str, Any], models: Mapping[str, Any],
+                     datasets: Mapping[str, Any]) -> Iterator[Issue]:
+    """The hessians rule: a defined dataset, and full_check and n_shards within n_events."""
+    if not hessians["enabled"]:
+        return
+    name = hessians["dataset"] if hessians["dataset"] is not None else models["dataset"]
+    if name is None:
+        yield ("hessians", "dataset"), "needs a dataset: set hessians.dataset (or models.dataset)"
+    elif name not in datasets:
+        yield ("hessians", "dataset"), f"unknown dataset {name!r} (defined: {', '.join(datasets)})"
+    if hessians["full_check"] > hessians["n_events"]:
+        yield ("hessians", "full_check"), f"{hessians['full_check']} exceeds n_events {hessians['n_events']}"
+    if hessians["n_shards"] > hessians["n_events"]:
+        yield ("hessians", "n_shards"), f"{hessians['n_shards']} shards for {hessians['n_events']} events leave some empty"
 
 
 def _loops_issues(loops: Mapping[str, Any], models: Mapping[str, Any], datasets: Mapping[str, Any],
