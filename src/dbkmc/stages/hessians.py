@@ -105,6 +105,9 @@ def hessians_shard_step(events_path: str | Path, dataset_meta: str | Path | None
         raise ValueError(f"shard {shard} outside 0..{n_shards - 1}")
     selected = select_events(pd.read_parquet(events_path), hessians_cfg["n_events"])
     settings = hessian_settings(hessians_cfg, dataset_neb_settings(dataset_meta, neb_cfg, qc_cfg))
+    import torch  # noqa: PLC0415 (the AEV sums)
+
+    torch.set_num_threads(1)  # the rule holds one core (threads: 1); more threads only contend
     rows = []
     indices = range(shard, len(selected), n_shards)
     pool = None
