@@ -119,11 +119,12 @@ def hessians_shard_step(events_path: str | Path, dataset_meta: str | Path | None
                                   str(event["species"]).split(","), settings.event.neb.n_images)
             row, configs = event_prefactors(event, pool, settings, full_check=i < hessians_cfg["full_check"])
             if row["status"] == "accepted":
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 n_species = len(str(event["species"]).split(","))
                 for state, frame in (("A", "A_relaxed"), ("B", "B_relaxed"), ("saddle", "saddle")):
                     row[f"aev_{state}"] = aev_sums(configs, frame, n_species)
                 row["event_wall_s"] += time.perf_counter() - t0
+                row["event_cpu_s"] += time.process_time() - c0
             rows.append(row)
             log.info("[%d/%d] %s %s %s (%.2f s)", k + 1, len(indices), row["event_id"], row["status"],
                      row["reject_reason"], row["event_wall_s"])
@@ -155,7 +156,7 @@ def hessians_collect_step(shard_tables: Sequence[str | Path], hessians_cfg: Mapp
     local_vs_full(accepted).to_csv(out_local_vs_full, index=False)
     summary = _summary(table, accepted, rejects, hessians_cfg)
     write_json(summary, out_summary)
-    log.info("hessians: %d accepted, %d rejected, %.2f s per event", summary["n_accepted"], summary["n_rejected"],
+    log.info("hessians: %d accepted, %d rejected, %s s per event", summary["n_accepted"], summary["n_rejected"],
              summary["cost"]["event_s_mean"])
     return summary
 
@@ -176,13 +177,32 @@ def local_vs_full(accepted: pd.DataFrame) -> pd.DataFrame:
 
 def _stats(values: pd.Series) -> dict:
     v = pd.to_numeric(values, errors="coerce").dropna()
-    return {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()), "max": float(v.max())} if len(v) \
-        else {}
+    if not len(v):
+        return {}
+    return {"n": len(v), "mean": float(v.mean()), "std": float(v.std()) if len(v) > 1 else None,
+            "min": float(v.min()), "max": float(v.max())}
+
+
+def _column(table: pd.DataFrame, name: str) -> pd.Series:
+    return pd.to_numeric(table[name], errors="coerce") if name in table.columns else pd.Series(np.nan, index=table.index)
+
+
+def _mean(values: pd.Series) -> float | None:
+    return float(values.mean()) if values.notna().any() else None
+
+
+def _cost(table: pd.DataFrame) -> dict:
+    """Seconds per event: wall and CPU (process time; the wall time grows on a shared machine),
+    for every event and for those without the full check; the full check's own cost; totals."""
+    wall, cpu, full = _column(table, "event_wall_s"), _column(table, "event_cpu_s"), _column(table, "full_wall_s")
+    local = full.isna()
+    return {"event_s_mean": _mean(wall), "event_cpu_s_mean": _mean(cpu),
+            "local_event_s_mean": _mean(wall[local]), "local_event_cpu_s_mean": _mean(cpu[local]),
+            "hessian_s_mean": _mean(_column(table, "hessian_wall_s")), "full_check_s_mean": _mean(full),
+            "total_wall_s": float(wall.sum()), "total_cpu_s": float(cpu.sum()) if cpu.notna().any() else None}
 
 
 def _summary(table: pd.DataFrame, accepted: pd.DataFrame, rejects: pd.DataFrame, cfg: Mapping) -> dict:
-    wall = table["event_wall_s"] if "event_wall_s" in table.columns else pd.Series(dtype=float)
-    full = table["full_wall_s"] if "full_wall_s" in table.columns else pd.Series(dtype=float)
     lvf = local_vs_full(accepted)
     return {
         "n_events": len(table), "n_accepted": len(accepted), "n_rejected": len(rejects),
@@ -194,11 +214,7 @@ def _summary(table: pd.DataFrame, accepted: pd.DataFrame, rejects: pd.DataFrame,
         "units": {"eigenvalues": "eV/A^2/amu (mass-weighted)", "S": "sum of ln(nu/Hz)", "s_vib": "k_B",
                   "nu_unstable_THz": "THz"},
         "sna": {"twojmax": SNA.twojmax, "rcutfac": SNA.rcutfac, "radius": SNA.radius, "weights": list(SNA.weights)},
-        "cost": {"event_s_mean": float(wall.mean()) if len(wall) else 0.0,
-                 "hessian_s_mean": float(pd.to_numeric(table.get("hessian_wall_s"), errors="coerce").mean())
-                 if "hessian_wall_s" in table.columns else 0.0,
-                 "full_check_s_mean": float(full.mean()) if full.notna().any() else 0.0,
-                 "total_wall_s": float(wall.sum())},
+        "cost": _cost(table),
         "ln_nu_AB": _stats(accepted.get("ln_nu_AB", pd.Series(dtype=float))),
         "local_vs_full": {"n": len(lvf), "ln_nu_AB_diff": _stats(lvf["ln_nu_AB_diff"]) if len(lvf) else {}},
     }
