@@ -24,11 +24,13 @@ from dbkmc.stages.keys import TRAIN_CONFIG_KEYS
 from dbkmc.core.provenance import code_provenance, provenance_record
 from dbkmc.detailed_balance.training import (
     TARGETS,
+    CellStates,
     EventData,
     TrainConfig,
     directed_predictions,
     learning_curve,
     load_model,
+    cell_energy_metrics,
     model_metrics,
     sas_lambda_sweep,
     save_ensemble,
@@ -59,8 +61,9 @@ def fingerprints_step(events_path: str | Path, params: Mapping, out: str | Path)
 
 
 def load_event_data(events_path: str | Path, fingerprints_path: str | Path, device: str = "cpu",
-                    dtype: torch.dtype = torch.float32) -> EventData:
-    """Targets from ``events.parquet`` with the stored fingerprints (checked to belong together)."""
+                    dtype: torch.dtype = torch.float32, *, cells: bool = False) -> EventData:
+    """Targets from ``events.parquet`` with the stored fingerprints (checked to belong together); with
+    ``cells``, also the whole cells of state A and their E_A (M_EXT's energy term)."""
     events = pd.read_parquet(events_path)
     stored = torch.load(fingerprints_path, map_location="cpu", weights_only=True)
     if stored.get("format") != FINGERPRINT_FORMAT:
@@ -77,12 +80,19 @@ def load_event_data(events_path: str | Path, fingerprints_path: str | Path, devi
         composition=[str(c) for c in events["composition"]],
         params=AEVParams.from_dict(stored["params"]),
         species=list(stored["species"]),
+        cells=CellStates.from_events(events, stored["species"], stored.get("ext_shells")).to(device) if cells else None,
     )
 
 
 def train_config(models_cfg: Mapping, **changes) -> TrainConfig:
     """The TrainConfig of the ``models`` block (its :data:`~dbkmc.stages.keys.TRAIN_CONFIG_KEYS`), with ``changes``."""
     return TrainConfig.from_dict({k: models_cfg[k] for k in TRAIN_CONFIG_KEYS}).replace(**changes)
+
+
+def needs_cells(models_cfg: Mapping, kinds: Sequence[str]) -> bool:
+    """Whether any of ``kinds`` trains with M_EXT's energy term (``energy_weight`` > 0)."""
+    cfg = train_config(models_cfg)
+    return any(cfg.for_kind(k).energy_weight > 0 for k in kinds)
 
 
 def _split(data: EventData, models_cfg: Mapping):
@@ -120,7 +130,7 @@ def train_step(model: str, events_path, fingerprints_path, models_cfg: Mapping, 
                sas_lambda_json=None, provenance: Mapping | None = None) -> None:
     """Train one voting ensemble and save ``member_<k>.pt`` checkpoints plus a training record."""
     device = resolve_device(models_cfg["device"], "models.device")
-    data = load_event_data(events_path, fingerprints_path, device)
+    data = load_event_data(events_path, fingerprints_path, device, cells=needs_cells(models_cfg, [model]))
     changes = {}
     if model == "M_SAS":
         changes["sas_lambda"] = json.loads(Path(sas_lambda_json).read_text())["lambda"]
@@ -157,13 +167,17 @@ def _predictions_table(name: str, ensemble, data: EventData, split) -> pd.DataFr
 
 def evaluate_step(model: str, events_path, fingerprints_path, model_dir, kra_dir, models_cfg: Mapping,
                   out_metrics, out_predictions) -> dict:
-    """metrics.json (train/val/test RMSE of dE, E_KRA and both barriers; ddE) and per-event predictions."""
+    """metrics.json (train/val/test RMSE of dE, E_KRA and both barriers; ddE; with M_EXT's energy term, the
+    RMSE of the whole-cell energy E_A in eV per cell) and per-event predictions."""
     device = resolve_device(models_cfg["device"], "models.device")
-    data = load_event_data(events_path, fingerprints_path, device)
+    data = load_event_data(events_path, fingerprints_path, device, cells=needs_cells(models_cfg, [model]))
     split = _split(data, models_cfg)
     ensemble = load_model(model_dir, device).ensemble
     kra = load_model(kra_dir, device).ensemble if model != "KRA" else None
     metrics = model_metrics(ensemble, data, split, kra=kra)
+    if data.cells is not None:
+        for part in ("train", "val", "test"):
+            metrics[part].update(cell_energy_metrics(ensemble, data.cells.select(split[part])))
     metrics["n_events"] = {part: int(len(split[part])) for part in ("train", "val", "test")}
     metrics["code"] = code_provenance()
     write_json(metrics, out_metrics)
@@ -174,7 +188,7 @@ def evaluate_step(model: str, events_path, fingerprints_path, model_dir, kra_dir
 def learning_curve_step(events_path, fingerprints_path, models_cfg: Mapping, sas_lambda_json, out_csv, out_png) -> None:
     """Fig 8c, d: test RMSE and ddE of the four dE models against training-set size."""
     device = resolve_device(models_cfg["device"], "models.device")
-    data = load_event_data(events_path, fingerprints_path, device)
+    data = load_event_data(events_path, fingerprints_path, device, cells=needs_cells(models_cfg, DE_KINDS))
     lam = json.loads(Path(sas_lambda_json).read_text())["lambda"]
     table = learning_curve(data, _split(data, models_cfg), DE_KINDS, models_cfg["learning_curve_fractions"],
                            train_config(models_cfg, sas_lambda=lam))

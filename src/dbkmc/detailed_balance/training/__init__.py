@@ -3,6 +3,8 @@
 - :mod:`~dbkmc.detailed_balance.training.config`: :class:`TrainConfig`, the hyper-parameters of one ensemble;
 - :mod:`~dbkmc.detailed_balance.training.data`: :class:`EventData` (fingerprints and targets, both
   directions of every jump) and the stratified train/val/test split;
+- :mod:`~dbkmc.detailed_balance.training.cells`: :class:`CellStates`, the whole cells of state A and E_A;
+- :mod:`~dbkmc.detailed_balance.training.energy_term`: M_EXT's whole-cell energy term (``energy_weight``);
 - :mod:`~dbkmc.detailed_balance.training.fit`: fitting the members of a voting ensemble, batched
   (one ``vmap``) or one after another, with per-member early stopping;
 - :mod:`~dbkmc.detailed_balance.training.evaluate`: RMSE of dE, E_KRA and the barriers, and ddE;
@@ -20,7 +22,8 @@ from dbkmc.detailed_balance.training.checkpoint import (
     save_ensemble,
     save_member,
 )
-from dbkmc.detailed_balance.training.config import PROGRESS_EVERY, TrainConfig
+from dbkmc.detailed_balance.training.cells import CellStates
+from dbkmc.detailed_balance.training.config import ENERGY_TERM_KINDS, PROGRESS_EVERY, TrainConfig
 from dbkmc.detailed_balance.training.data import (
     SPLIT_FRACTIONS,
     TARGETS,
@@ -36,6 +39,12 @@ from dbkmc.detailed_balance.training.evaluate import (
     model_metrics,
     prediction_metrics,
 )
+from dbkmc.detailed_balance.training.energy_term import (
+    EnergyTerm,
+    cell_energies,
+    cell_energy_metrics,
+    reference_energies,
+)
 from dbkmc.detailed_balance.training.fit import FitResult, fit_members, init_members, target_scale, train_model
 from dbkmc.detailed_balance.training.sweeps import (
     LEARNING_CURVE_FRACTIONS,
@@ -46,9 +55,9 @@ from dbkmc.detailed_balance.training.sweeps import (
 )
 
 __all__ = [
-    "CHECKPOINT_FORMAT", "LEARNING_CURVE_FRACTIONS", "PROGRESS_EVERY", "SAS_LAMBDAS", "SPLIT_FRACTIONS", "TARGETS",
-    "DirectedData", "EventData", "FitResult", "LoadedModel", "Split", "SweepResult", "TrainConfig",
-    "directed_predictions", "fit_members", "flat_de_metrics", "init_members", "learning_curve", "load_member",
-    "load_model", "model_metrics", "prediction_metrics", "sas_lambda_sweep", "save_ensemble", "save_member",
+    "CHECKPOINT_FORMAT", "ENERGY_TERM_KINDS", "LEARNING_CURVE_FRACTIONS", "PROGRESS_EVERY", "SAS_LAMBDAS", "SPLIT_FRACTIONS", "TARGETS",
+    "CellStates", "DirectedData", "EnergyTerm", "EventData", "FitResult", "LoadedModel", "Split", "SweepResult", "TrainConfig",
+    "cell_energies", "cell_energy_metrics", "directed_predictions", "fit_members", "flat_de_metrics", "init_members", "learning_curve", "load_member",
+    "load_model", "model_metrics", "prediction_metrics", "reference_energies", "sas_lambda_sweep", "save_ensemble", "save_member",
     "split_events", "subsample", "target_scale", "train_model",
 ]

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from dbkmc.detailed_balance.aev import AEVParams
 from dbkmc.detailed_balance.fingerprints import featurize_events
+from dbkmc.detailed_balance.training.cells import CellStates
 
 SPLIT_FRACTIONS: tuple[float, float, float] = (0.75, 0.15, 0.10)
 TARGETS: tuple[str, ...] = ("dE", "E_KRA", "barrier_forward", "barrier_backward")
@@ -31,11 +32,13 @@ TARGETS: tuple[str, ...] = ("dE", "E_KRA", "barrier_forward", "barrier_backward"
 
 @dataclass(frozen=True)
 class DirectedData:
-    """Jumps in both directions: rows ``[:n_events]`` are A -> B, rows ``[n_events:]`` B -> A."""
+    """Jumps in both directions: rows ``[:n_events]`` are A -> B, rows ``[n_events:]`` B -> A. ``cells``
+    (M_EXT's energy term only): the whole cell of state A of each of the ``n_events`` events."""
 
     x: dict[str, Tensor]        # TW_A, TW_B, KOL_A, KOL_B: (2n, D); EXT_A, EXT_B: (2n, M, S + D)
     y: dict[str, Tensor]        # dE, E_KRA, barrier: (2n,)
     n_events: int
+    cells: CellStates | None = None
 
     def __len__(self) -> int:
         return 2 * self.n_events
@@ -47,7 +50,8 @@ class DirectedData:
 
 @dataclass
 class EventData:
-    """Fingerprints (``KOL_A``, ``KOL_B``, ``TW_A``, ``TW_B``: (N, D)) and targets (N,) of N events."""
+    """Fingerprints (``KOL_A``, ``KOL_B``, ``TW_A``, ``TW_B``: (N, D)) and targets (N,) of N events; ``cells``
+    (optional, for M_EXT's energy term): the whole cells of state A and their relaxed energies E_A."""
 
     fingerprints: dict[str, Tensor]
     targets: dict[str, Tensor]
@@ -55,6 +59,7 @@ class EventData:
     composition: list[str]
     params: AEVParams
     species: list[str]
+    cells: CellStates | None = None
 
     def __len__(self) -> int:
         return len(self.event_id)
@@ -100,7 +105,8 @@ class EventData:
             return self
         return EventData({k: v.to(dev) for k, v in self.fingerprints.items()},
                          {k: v.to(dev) for k, v in self.targets.items()},
-                         self.event_id, self.composition, self.params, self.species)
+                         self.event_id, self.composition, self.params, self.species,
+                         None if self.cells is None else self.cells.to(dev))
 
     def directed(self, idx: Sequence[int] | np.ndarray | None = None) -> DirectedData:
         """Events ``idx`` (default: all) in both directions, A -> B then B -> A."""
@@ -115,7 +121,7 @@ class EventData:
                 x[name], x[f"{name[:-2]}_B"] = torch.cat([a, b]), torch.cat([b, a])
         y = {"dE": torch.cat([t["dE"], -t["dE"]]), "E_KRA": torch.cat([t["E_KRA"], t["E_KRA"]]),
              "barrier": torch.cat([t["barrier_forward"], t["barrier_backward"]])}
-        return DirectedData(x, y, len(sel))
+        return DirectedData(x, y, len(sel), None if self.cells is None else self.cells.select(sel.cpu()))
 
 
 @dataclass(frozen=True)

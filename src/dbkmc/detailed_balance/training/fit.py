@@ -8,7 +8,9 @@ Adam with L2 weight decay; the loss is the MSE of the target, plus for M_SAS
 ``lambda * mean |dE(A,B) + dE(B,A)|``, both in units of the standard
 deviation sigma of the training targets (MSE / sigma^2 + lambda * L1 / sigma),
 so ``lambda`` is dimensionless and a grid from 0 to 5 spans "negligible" to
-"dominant" (in eV units the penalty weight is ``lambda * sigma``). Early
+"dominant" (in eV units the penalty weight is ``lambda * sigma``); for M_EXT
+with ``energy_weight`` > 0, plus the whole-cell energy term of
+:mod:`~dbkmc.detailed_balance.training.energy_term` (batched fits only). Early
 stopping is per member: each member keeps the state of its best validation
 loss and stops improving it after ``patience`` epochs without progress; the
 pass ends when every member has stopped (or at ``max_epochs``).
@@ -36,6 +38,7 @@ from torch.func import functional_call, stack_module_state
 from dbkmc.detailed_balance.models import MODEL_KINDS, Ensemble, TransitionModel, build_model, fingerprint_of
 from dbkmc.detailed_balance.training.config import PROGRESS_EVERY, TrainConfig
 from dbkmc.detailed_balance.training.data import DirectedData, EventData, Split
+from dbkmc.detailed_balance.training.energy_term import EnergyTerm
 
 log = logging.getLogger(__package__)  # one logger for the training package: dbkmc.detailed_balance.training
 
@@ -190,6 +193,7 @@ def _fit_batched(members: list[TransitionModel], train: DirectedData, val: Direc
                  cfg: TrainConfig) -> FitResult:
     base = members[0]
     lam = cfg.sas_lambda_of(base.kind)
+    energy = EnergyTerm.build(members, train, val, cfg, target_scale(train.y[base.target]))  # None: weight 0
     params, buffers = stack_module_state(members)
     buffers = {k: v.detach() for k, v in buffers.items()}
     best = {k: v.detach().clone() for k, v in params.items()}
@@ -213,12 +217,16 @@ def _fit_batched(members: list[TransitionModel], train: DirectedData, val: Direc
         for s in range(0, len(y), cfg.batch_size):
             idx = order[:, s:s + cfg.batch_size]
             loss = train_loss(params, buffers, x_a[idx], x_b[idx], y[idx])
+            if energy is not None:
+                loss = loss + energy.train_loss(params, buffers, epoch, s // cfg.batch_size)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
             losses.append(loss.detach())
         with torch.no_grad():
             v = _chunked_val_loss(val_loss, params, buffers, vx_a, vx_b, vy, cfg.eval_batch_size)
+            if energy is not None:
+                v = v + energy.val_loss(params, buffers)
             improved = stop.update(v, epoch).to(y.device)
             for k, p in params.items():
                 best[k] = torch.where(improved.view(-1, *([1] * (p.dim() - 1))), p.detach(), best[k])
@@ -252,6 +260,8 @@ def _chunked_val_loss(fn: Callable[..., Tensor], params: dict[str, Tensor], buff
 def _fit_sequential(members: list[TransitionModel], train: DirectedData, val: DirectedData,
                     cfg: TrainConfig) -> FitResult:
     base = members[0]
+    if cfg.energy_weight > 0:
+        raise ValueError("training: energy_weight > 0 (the M_EXT energy term) needs the batched fit")
     lam = cfg.sas_lambda_of(base.kind)
     x_a, x_b = train.inputs(base.fingerprint)
     y = train.y[base.target]
