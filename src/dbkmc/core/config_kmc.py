@@ -18,12 +18,15 @@ Issue = tuple[tuple[Any, ...], str]
 # File paths of a kMC run that may name this run's outputs through the {run} placeholder,
 # e.g. ``kol: results/{run}/models/M_KOL``: renaming ``run`` then keeps them pointing at this run.
 PATH_FIELDS = (("structure", "dump"), ("rate_model", "weights"), ("rate_model", "checkpoint"),
-               ("rate_model", "kol"), ("rate_model", "kra"), ("rate_model", "energy"))
+               ("rate_model", "kol"), ("rate_model", "kra"), ("rate_model", "energy"), ("rate_model", "prefactor"))
 PLACEHOLDERS = ("run",)
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 # The folder of each detailed-balance ensemble under results/<run>/models/.
 # ``energy`` (an M_EXT extensive energy) replaces ``kol`` as the source of the state energies.
 ENSEMBLE_MODELS = {"kol": "M_KOL", "kra": "KRA", "energy": "M_EXT"}
+# Vibrational prefactors (``prefactor``): a folder results/<run>/models/prefactors with these ensembles.
+PREFACTOR_DIR = "prefactors"
+PREFACTOR_MODELS = ("PRE_S", "PRE_KRA")
 
 
 def expand_run_placeholders(cfg: MutableMapping[str, Any]) -> Iterator[Issue]:
@@ -73,6 +76,13 @@ def _ensemble_issues(key: tuple[Any, ...], rm: Mapping[str, Any], run: str, mode
     """detailed_balance: each ensemble is this run's model-stage output or an existing folder."""
     if rm["kind"] != "detailed_balance":
         return
+    folder = rm.get("prefactor")
+    if folder and not is_run_model_dir(folder, run, PREFACTOR_DIR):
+        if not Path(folder).is_dir():
+            yield (*key, "prefactor"), (f"no folder {folder} (this run's prefactor models are "
+                                        f"{run_model_dir(run, PREFACTOR_DIR)}, with PRE_S/ and PRE_KRA/)")
+        elif not all((Path(folder) / sub).is_dir() for sub in PREFACTOR_MODELS):
+            yield (*key, "prefactor"), f"{folder} has no PRE_S/ and PRE_KRA/ folders (a prefactor folder needs both)"
     for field, model in ENSEMBLE_MODELS.items():
         folder = rm[field]
         if not folder:
@@ -125,6 +135,8 @@ def _run_issues(key: tuple[Any, ...], run: Mapping[str, Any]) -> Iterator[Issue]
                                     f"{rm['cutoff']} would feed it images it never saw")
     if rm["kind"] == "nnk_trained" and not rm["checkpoint"]:
         yield (*rk, "checkpoint"), "nnk_trained needs the network's checkpoint file"
+    if rm.get("prefactor") and rm["kind"] != "detailed_balance":
+        yield (*rk, "prefactor"), "vibrational prefactors need kind detailed_balance"
     if rm["kind"] == "detailed_balance":
         if not rm["kra"]:
             yield (*rk, "kra"), "detailed_balance needs the KRA ensemble folder"

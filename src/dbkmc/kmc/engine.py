@@ -24,6 +24,12 @@ One step, for every trajectory at once:
 4. Barriers are recomputed only where they changed: with one vacancy, its z paths;
    with several, those vacancies with a swapped site within the model's ``reach``.
 
+A model with a prefactor per path (:class:`~dbkmc.kmc.rates.base.PrefactorRates`, e.g. vibrational
+prefactors, :mod:`dbkmc.kmc.rates.prefactor`) gives ``E_b`` and ``ln nu_i``; the engine then stores and uses
+the effective barriers ``E_eff = E_b - k_B T (ln nu_i - ln nu)`` of each trajectory's temperature
+(:func:`~dbkmc.kmc.rates.base.effective_barriers`), so ``nu exp(-E_eff / k_B T) = nu_i exp(-E_b / k_B T)``
+with ``nu`` as the reference frequency and everything above unchanged.
+
 The uniforms come from :mod:`dbkmc.kmc.rng` (counter-based: a fixed function of
 ``(seed, trajectory id, step)``), so a run is reproducible on a given device, and a run
 resumed from a checkpoint (:mod:`dbkmc.kmc.driver`; it stores the state, the barriers
@@ -45,7 +51,8 @@ from dbkmc.core.constants import KB_EV
 from dbkmc.core.lattice import COORDINATION, Lattice
 from dbkmc.core.stencil import Stencil
 from dbkmc.kmc import kernel
-from dbkmc.kmc.rates.base import FusedLocalRateModel, LocalMLP, LocalRateModel, RateModel
+from dbkmc.kmc.rates.base import (FusedLocalRateModel, LocalMLP, LocalRateModel, PrefactorRates, RateModel,
+                                  effective_barriers)
 from dbkmc.kmc.rng import trajectory_keys, uniforms
 
 
@@ -117,6 +124,7 @@ class KMC:
         self._nbr = torch.as_tensor(self.lattice.neighbors, dtype=torch.long, device=self.device)
         self._nbr_flat = self._nbr.reshape(-1)
         self._local = isinstance(model, LocalRateModel)
+        self._prefactor = isinstance(model, PrefactorRates) and not self._local
         if self._local:
             self._stencil = Stencil(self.lattice, model.stencil_offsets, self.device)
         if self.V > 1:
@@ -165,11 +173,15 @@ class KMC:
     # -- barriers ------------------------------------------------------------------
 
     def _compute(self, vac: Tensor) -> Tensor:
-        """Barriers ``[T, m, z]`` of the vacancies ``vac`` ``[T, m]`` (in the model's dtype)."""
+        """Barriers ``[T, m, z]`` of the vacancies ``vac`` ``[T, m]`` (in the model's dtype; effective barriers in
+        float64 for a model with prefactors)."""
         if self._local:
             sites = self._stencil.sites(vac)  # [T, m, L]
             local = self._digits.gather(1, sites.view(self.T, -1)).view(-1, sites.shape[-1])
             e = self.model.barriers_local(local)
+        elif self._prefactor:  # per-path prefactors: effective barriers at each trajectory's temperature
+            e_b, ln_nu = self.model.rate_terms(self._digits, vac)
+            e = effective_barriers(e_b.reshape(self.T, -1), ln_nu.reshape(self.T, -1), self.beta, self.log_nu)
         else:
             e = self.model.barriers(self._digits, vac)
         return e.view(self.T, vac.shape[1], self.z)

@@ -37,6 +37,10 @@ Fast paths, declared by protocols the engine checks with ``isinstance``:
   stencil digits offers the MLP's parameters (:class:`LocalMLP`) through ``local_mlp()``;
   with one vacancy the engine then runs the network inside its compiled step loop
   (:mod:`dbkmc.kmc.kernel`) and keys its exact barrier cache on the stencil digits.
+* :class:`PrefactorRates`: a model with a prefactor per path (``rate_terms`` gives ``E_b`` and
+  ``ln nu``; :mod:`dbkmc.kmc.rates.prefactor`). The engine then keeps its ``nu`` as the reference
+  ``nu_ref`` and runs on :func:`effective_barriers`, so ``k = nu exp(-E_b / k_B T)`` becomes
+  ``exp(ln nu) exp(-E_b / k_B T)``; for every other model nothing changes.
 
 Models are built from the config block ``kmc.runs.<name>.rate_model`` by :func:`build_rate_model`.
 ``kind`` selects the builder in :data:`RATE_MODELS`; a builder is named as
@@ -121,10 +125,27 @@ class FusedLocalRateModel(LocalRateModel, Protocol):
         ...
 
 
+@runtime_checkable
+class PrefactorRates(RateModel, Protocol):
+    """A rate model with a prefactor per path: ``k_i = exp(ln nu_i) exp(-E_i / k_B T)``."""
+
+    def rate_terms(self, digits: Tensor, vacancies: Tensor) -> tuple[Tensor, Tensor]:
+        """``(E_b, ln nu)``, each ``Tensor[T, m, z]``: barriers (eV) and log-prefactors (nu in Hz)."""
+        ...
+
+
+def effective_barriers(e: Tensor, ln_nu: Tensor, beta: Tensor, log_nu_ref: float) -> Tensor:
+    """``E_eff = E_b - k_B T (ln nu - ln nu_ref)`` in float64, so ``nu_ref exp(-E_eff/k_B T) = nu exp(-E_b/k_B T)``.
+
+    ``e`` and ``ln_nu`` ``[T, ...]``, ``beta = 1 / k_B T`` ``[T, 1]`` (1/eV) per trajectory."""
+    kt = (1.0 / beta.to(torch.float64)).reshape(-1, *([1] * (e.ndim - 1)))
+    return e.to(torch.float64) - kt * (ln_nu.to(torch.float64) - log_nu_ref)
+
+
 RATE_MODELS: dict[str, str] = {
     "nnk_published": "dbkmc.kmc.rates.nnk:build_nnk_published",
     "nnk_trained": "dbkmc.kmc.rates.nnk:build_nnk_trained",
-    "detailed_balance": "dbkmc.kmc.rates.extensive_db:build_detailed_balance_rates",
+    "detailed_balance": "dbkmc.kmc.rates.prefactor:build_detailed_balance_prefactor",
 }
 """``kmc.rate_model.kind`` -> ``"module:function"`` of its builder."""
 
