@@ -207,3 +207,25 @@ def test_build_from_folder_and_errors(tmp_path) -> None:
         build_rate_model({**spec, "prefactor": str(swapped)}, LAT, SPECIES)
     with pytest.raises(ValueError, match="kmc.runs.x.rate_model.prefactor"):
         build_rate_model({**spec, "prefactor": str(tmp_path / "nowhere")}, LAT, SPECIES, key="kmc.runs.x.rate_model")
+
+
+def test_config_prefactor_field(tmp_path) -> None:
+    """kmc.rate_model.prefactor: {run} expands; a missing folder or one without PRE_S/PRE_KRA is refused."""
+    import copy
+
+    import yaml
+
+    from dbkmc.core.config import ConfigError, validate_config
+    from snakemake_helpers import REPO
+
+    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    name = next(n for n, r in demo["kmc"]["runs"].items() if r["rate_model"]["kind"] == "detailed_balance")
+    cfg = copy.deepcopy(demo)
+    cfg["kmc"]["runs"][name]["rate_model"]["prefactor"] = "results/{run}/models/prefactors"
+    rm = validate_config(cfg)["kmc"]["runs"][name]["rate_model"]
+    assert rm["prefactor"] == f"results/{demo['run']}/models/prefactors"
+    for folder, match in ((tmp_path / "nowhere", "no folder"), (tmp_path, "no PRE_S/ and PRE_KRA/")):
+        bad = copy.deepcopy(demo)
+        bad["kmc"]["runs"][name]["rate_model"]["prefactor"] = str(folder)
+        with pytest.raises(ConfigError, match=f"prefactor.*{match}"):
+            validate_config(bad)

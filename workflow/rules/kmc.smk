@@ -27,7 +27,7 @@ def kmc_run_inputs(wc):
             files[key] = [f"{OUT}/models/{model}/member_{k}.pt" for k in range(MODELS_CFG["n_members"])]
     if spec.get("prefactor") and is_run_model_dir(spec["prefactor"], RUN, PREFACTOR_DIR):  # this run's prefactors
         files["prefactor"] = [f"{OUT}/models/{PREFACTOR_DIR}/{model}/member_{k}.pt" for model in PREFACTOR_MODELS
-                              for k in range(MODELS_CFG["n_members"])]
+                              for k in range(config["prefactors"]["n_members"])]  # rule train_prefactor
     return files
 
 
