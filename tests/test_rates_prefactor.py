@@ -229,3 +229,18 @@ def test_config_prefactor_field(tmp_path) -> None:
         bad["kmc"]["runs"][name]["rate_model"]["prefactor"] = str(folder)
         with pytest.raises(ConfigError, match=f"prefactor.*{match}"):
             validate_config(bad)
+
+
+def test_aging_comparison() -> None:
+    """Time per jump and the half-ordering point of two aging tables (a run twice as fast in time, same in jumps)."""
+    import pandas as pd
+
+    from dbkmc.kmc.aging import aging_comparison
+
+    jumps = np.array([0, 100, 200, 400, 800])
+    ref = pd.DataFrame({"temperature_K": 500.0, "jumps": jumps, "time_s": jumps * 1e-6,
+                        "delta": [0.0, 1.0, 4.0, 7.0, 8.0]})
+    fast = ref.assign(time_s=ref["time_s"] / 2)
+    out = aging_comparison(ref, fast).iloc[0]
+    assert out["time_ratio"] == pytest.approx(0.5) and out["t_half_ratio"] == pytest.approx(0.5)
+    assert out["jumps_half_ref"] == 200 and out["delta_final_other"] == 8.0      # 4 >= 8 / 2 first at 200

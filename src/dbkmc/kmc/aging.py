@@ -49,3 +49,33 @@ def aging_table(timeseries: pd.DataFrame, pair: Sequence[str]) -> pd.DataFrame:
     out = out.rename(columns={col: "delta", f"{col}_sem": "delta_sem"}).reset_index()
     out.attrs["pair"] = col
     return out
+
+
+def aging_comparison(reference: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
+    """Per temperature, how a change of the rates (e.g. vibrational prefactors against a fixed nu) changes the
+    simulated time and the ordering kinetics, from two :func:`aging_table` outputs of runs with the same jumps.
+
+    Columns (``_ref`` / ``_other`` for the two runs): ``time_per_jump_s`` (simulated time at the last record
+    over its jumps), ``time_ratio`` (other / reference), ``delta_final`` (the pair's delta_ij at the last
+    record), ``jumps_half`` and ``t_half_s`` (the first record where delta has made half of its change from the
+    first to the last record: the ordering speed in jumps and in simulated time) and ``t_half_ratio``.
+    The tables may name the temperature ``temperature_K`` (rule kmc_aging's CSV).
+    """
+    reference, other = (t.rename(columns={"temperature_K": "temperature"}) for t in (reference, other))  # the CSVs
+    rows = []
+    for temperature in sorted(set(reference["temperature"]) & set(other["temperature"])):
+        row: dict[str, float] = {"temperature": float(temperature)}
+        for tag, table in (("ref", reference), ("other", other)):
+            t = table[table["temperature"] == temperature].sort_values("jumps")
+            last = t.iloc[-1]
+            d0, d1 = float(t["delta"].iloc[0]), float(last["delta"])
+            half = d0 + 0.5 * (d1 - d0)
+            crossed = (t["delta"] - half) * np.sign(d1 - d0 if d1 != d0 else 1.0) >= 0
+            first = t[crossed.to_numpy()].iloc[0]
+            row.update({f"time_per_jump_s_{tag}": float(last["time_s"]) / float(last["jumps"]),
+                        f"delta_final_{tag}": d1, f"jumps_half_{tag}": float(first["jumps"]),
+                        f"t_half_s_{tag}": float(first["time_s"])})
+        row["time_ratio"] = row["time_per_jump_s_other"] / row["time_per_jump_s_ref"]
+        row["t_half_ratio"] = row["t_half_s_other"] / row["t_half_s_ref"]
+        rows.append(row)
+    return pd.DataFrame(rows)
