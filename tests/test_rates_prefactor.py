@@ -244,3 +244,29 @@ def test_aging_comparison() -> None:
     out = aging_comparison(ref, fast).iloc[0]
     assert out["time_ratio"] == pytest.approx(0.5) and out["t_half_ratio"] == pytest.approx(0.5)
     assert out["jumps_half_ref"] == 200 and out["delta_final_other"] == 8.0      # 4 >= 8 / 2 first at 200
+
+
+def test_meyer_neldel_prefactors_equal_a_temperature_shift() -> None:
+    """PRE_S = c M_EXT and PRE_KRA = c KRA + s0 give ln nu = -s0 - c E_b (a Meyer-Neldel law for c < 0): the kMC at
+    T with these prefactors makes the jumps of the plain kMC at 1/kT_eff = 1/kT + c, with nu' = e^{-s0}."""
+    c, s0 = -2.0, -28.0
+
+    def scaled(seed: int) -> ExtensiveRateModel:
+        desc = SiteDescriptors(LAT, len(SPECIES), *SHELLS)
+        energy = random_ensemble("M_EXT", len(SPECIES) + desc.n_features, seed, n_species=len(SPECIES))
+        kra = random_ensemble("KRA", P.dim(len(SPECIES)), seed + 1)
+        energy.buffers["e_scale"].mul_(c)
+        energy.params["mu"].data.mul_(c)
+        kra.buffers["energy.y_scale"].mul_(c)
+        kra.buffers["energy.y_shift"].mul_(c).add_(s0)
+        return ExtensiveRateModel(energy, desc, kra, P, LAT, SPECIES)
+
+    model = PrefactorRateModel(ext_model(1), scaled(1))
+    digits = random_digits(1, 1, 7)[0]
+    temps = [500.0, 1000.0]
+    with_pre = KMC(model, digits, temps, seed=2)
+    shifted = KMC(ext_model(1), digits, [1.0 / (1.0 / t + c * KB_EV) for t in temps], nu=math.exp(-s0), seed=2)
+    with_pre.run(25)
+    shifted.run(25)
+    assert torch.equal(with_pre.digits, shifted.digits)
+    torch.testing.assert_close(with_pre.time, shifted.time, rtol=1e-10, atol=0)
