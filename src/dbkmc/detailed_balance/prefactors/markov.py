@@ -11,17 +11,22 @@ Rates ``k_ij = nu_ij exp(-E_b(i -> j) / k_B T)`` with the barriers of an energy 
 - PRE_DIRECT: ``ln nu_ij = f(i, j)``, ``ln nu_ji = f(j, i)``: net currents around cycles.
 
 :func:`prefactor_markov_check` tabulates, per prefactor model, the flux imbalance, the net flux fraction,
-pi against exp(-E/k_B T - S_vib) (``vib_boltzmann_max_rel_dev``) and against exp(-E/k_B T) alone.
+pi against exp(-E/k_B T - S_vib) (``vib_boltzmann_max_rel_dev``) and against exp(-E/k_B T) alone, and
+``max_abs_ln_nu_defect`` = max |ln nu_ij - ln nu_ji - (S_vib,i - S_vib,j)| over the jumps (PRE_S's whole-cell
+S_vib; zero to rounding for the detailed-balance model). E_KRA, S_KRA and dS are evaluated as in
+:func:`dbkmc.detailed_balance.drift.chain_barriers` (ensemble means, M_EXT in float64).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 import torch
 
 from dbkmc.core.lattice import Lattice
-from dbkmc.detailed_balance.drift import chain_barriers, jump_events
+from dbkmc.detailed_balance.drift import Featurizer, common_species, jump_events, member_predictions
 from dbkmc.detailed_balance.extensive import energy_model
 from dbkmc.detailed_balance.markov import (
     K_B,
@@ -32,7 +37,7 @@ from dbkmc.detailed_balance.markov import (
     rate_matrix,
     stationary_distribution,
 )
-from dbkmc.detailed_balance.prefactors.model import PrefactorModel, direct_ln_nu
+from dbkmc.detailed_balance.prefactors.model import PrefactorModel
 from dbkmc.detailed_balance.training import LoadedModel
 
 
@@ -58,16 +63,25 @@ def whole_cell(model: LoadedModel, lattice: Lattice, space: StateSpace) -> np.nd
     return energy_model(model).lattice_energy(torch.as_tensor(space.states + 1), lattice)[0].numpy()
 
 
-def chain_ln_nu(pre: PrefactorModel | None, direct: LoadedModel | None, lattice: Lattice,
+def chain_terms(models: Mapping[str, LoadedModel], lattice: Lattice,
                 space: StateSpace) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """ln nu of every jump i -> j and j -> i for the detailed-balance model (``PRE_S+PRE_KRA``) and PRE_DIRECT."""
+    """Ensemble-mean predictions (float64) of every model on every jump i -> j and j -> i of the chain,
+    featurized once per fingerprint setting (one :class:`~dbkmc.detailed_balance.drift.Featurizer`). M_EXT
+    and KRA are evaluated once per jump: their reverse is exactly the negative (a difference of window sums)
+    and the same value (a symmetric input), bit for bit; the other kinds are evaluated both ways."""
+    species = common_species(models)
+    jumps = jump_events(lattice, space, species)
+    featurize = Featurizer()
     out = {}
-    if pre is not None:
-        minus, _ = chain_barriers({"PRE_S": pre.state}, pre.saddle, lattice, space)   # S_KRA + dS/2 = -ln nu
-        out["PRE_S+PRE_KRA"] = (-minus["PRE_S"][0], -minus["PRE_S"][1])
-    if direct is not None:
-        ln = direct_ln_nu(direct, jump_events(lattice, space, direct.species))
-        out["PRE_DIRECT"] = (ln.ln_nu_AB, ln.ln_nu_BA)
+    for name, model in models.items():
+        fps = featurize(model, jumps)
+        forward = member_predictions(model, fps).mean(0)
+        if model.kind == "M_EXT":       # sum(eps(B)) - sum(eps(A)): the swap is the exact negative (IEEE)
+            out[name] = (forward, -forward)
+        elif model.kind == "KRA":       # a symmetric input: the swap is the same number
+            out[name] = (forward, forward)
+        else:
+            out[name] = (forward, member_predictions(model, fps, swap=True).mean(0))
     return out
 
 
@@ -75,14 +89,25 @@ def prefactor_markov_check(ext: LoadedModel, kra: LoadedModel, pre: PrefactorMod
                            direct: LoadedModel | None, lattice: Lattice, space: StateSpace,
                            temperature: float, attempt_frequency: float = 1e13) -> pd.DataFrame:
     """One row per prefactor model (and the constant ``nu`` reference): the chain's detailed balance."""
-    barriers, _ = chain_barriers({"M_EXT": ext}, kra, lattice, space)
-    b_f, b_b = barriers["M_EXT"]
+    models = {"M_EXT": ext, "KRA": kra}
+    if pre is not None:
+        models.update(PRE_S=pre.state, PRE_KRA=pre.saddle)
+    if direct is not None:
+        models["PRE_DIRECT"] = direct
+    terms = chain_terms(models, lattice, space)
+    e_kra = terms["KRA"][0]                                     # symmetric: the same both ways
+    b_f, b_b = e_kra + 0.5 * terms["M_EXT"][0], e_kra + 0.5 * terms["M_EXT"][1]
     energies = whole_cell(ext, lattice, space)
     s_vib = whole_cell(pre.state, lattice, space) if pre is not None else None
     ln_const = np.full(space.n_jumps, np.log(attempt_frequency))
-    models = {f"nu={attempt_frequency:.3g}": (ln_const, ln_const), **chain_ln_nu(pre, direct, lattice, space)}
+    ln_nu = {f"nu={attempt_frequency:.3g}": (ln_const, ln_const)}
+    if pre is not None:
+        s_kra, (ds_f, ds_b) = terms["PRE_KRA"][0], terms["PRE_S"]
+        ln_nu["PRE_S+PRE_KRA"] = (-(s_kra + 0.5 * ds_f), -(s_kra + 0.5 * ds_b))
+    if direct is not None:
+        ln_nu["PRE_DIRECT"] = terms["PRE_DIRECT"]
     rows = []
-    for name, (ln_f, ln_b) in models.items():
+    for name, (ln_f, ln_b) in ln_nu.items():
         k_f, k_b = prefactor_rates(ln_f, b_f, temperature), prefactor_rates(ln_b, b_b, temperature)
         pi = stationary_distribution(rate_matrix(space.n_states, space.jumps, k_f, k_b))
         balance = detailed_balance(pi, space.jumps, k_f, k_b)
