@@ -44,6 +44,7 @@ include: "workflow/rules/kmc.smk"
 include: "workflow/rules/kmc_aging.smk"
 include: "workflow/rules/equilibrium.smk"
 include: "workflow/rules/hessians.smk"
+include: "workflow/rules/prefactors.smk"
 
 
 rule all:
@@ -57,4 +58,5 @@ rule all:
         kmc_aging_targets(),
         equilibrium_targets(),
         hessians_targets(),
+        prefactor_targets(),
     default_target: True
