@@ -1,7 +1,8 @@
 # Vibrational prefactors (harmonic TST): the detailed-balance prefactor model (PRE_S: M_EXT on dS,
 # PRE_KRA: KRA on S_KRA), the direct model PRE_DIRECT (M_NC on ln nu), the seed's ridge surrogate,
 # the Markov check with prefactors, tables and figures. Input: the prefactor table of rule hessians.
-# Switched on by prefactors.enabled (needs hessians.enabled; the Markov check needs models.dataset).
+# Switched on by prefactors.enabled (needs hessians.enabled; the Markov check needs M_EXT and KRA
+# ensembles: this run's (models.dataset) or the folders prefactors.markov.energy / kra).
 
 from dbkmc.stages.keys import TRAIN_CONFIG_KEYS
 
@@ -43,9 +44,22 @@ def prefactor_targets():
         f"{OUT}/tables/prefactors_meyer_neldel.csv",
         *[f"{OUT}/figures/prefactors_{f}.png" for f in ("compensation", "parity", "ln_nu_hist", "forward_reverse")],
     ]
-    if MODELS_CFG["dataset"] is not None:
+    if MODELS_CFG["dataset"] is not None or (PRE_CFG["markov"]["energy"] and PRE_CFG["markov"]["kra"]):
         out += [f"{OUT}/tables/prefactors_markov.csv", f"{OUT}/tables/prefactors_markov.md"]
     return out
+
+
+def markov_energy_dirs():
+    """The M_EXT and KRA folders of the Markov check's barriers: prefactors.markov.energy / kra, else this run's."""
+    m = PRE_CFG["markov"]
+    return {"M_EXT": m["energy"] or f"{OUT}/models/M_EXT", "KRA": m["kra"] or f"{OUT}/models/KRA"}
+
+
+def markov_energy_inputs():
+    """This run's member files (the rules train them), or an outside folder's training.json."""
+    m = PRE_CFG["markov"]
+    return [*([f"{m['energy']}/training.json"] if m["energy"] else model_members("M_EXT")),
+            *([f"{m['kra']}/training.json"] if m["kra"] else model_members("KRA"))]
 
 
 wildcard_constraints:
@@ -181,15 +195,15 @@ rule prefactor_markov:
         events=f"{PRE_DIR}/events.parquet",
         dataset=f"{PRE_DIR}/dataset.json",
         members=[f for m in PRE_MODELS for f in prefactor_members(m)],
-        energy=[f for m in ("M_EXT", "KRA") for f in model_members(m)],
+        energy=markov_energy_inputs(),
     output:
         table=f"{OUT}/tables/prefactors_markov.csv",
         markdown=f"{OUT}/tables/prefactors_markov.md",
     params:
-        ext_dir=f"{OUT}/models/M_EXT",
-        kra_dir=f"{OUT}/models/KRA",
+        ext_dir=markov_energy_dirs()["M_EXT"],
+        kra_dir=markov_energy_dirs()["KRA"],
         model_dirs={m: f"{OUT}/models/prefactors/{m}" for m in PRE_MODELS},
-        markov=PRE_CFG["markov"],
+        markov={k: v for k, v in PRE_CFG["markov"].items() if k not in ("energy", "kra")},
         seed=MODELS_CFG["seed"],
         device=MODELS_CFG["device"],
     log:
