@@ -12,12 +12,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _size(n: int) -> float:
+    """Marker area: small dots for thousands of events, visible ones for a handful."""
+    return 4.0 if n > 200 else 14.0
+
+
 def compensation_figure(barrier: np.ndarray, ln_nu: np.ndarray, ln_nu0: float, slope: float, r: float,
                         out: str | Path) -> None:
     """ln nu_AB against E_b (the seed's compensation plot) with the Meyer-Neldel line ln nu_0 + E_b / E_MN."""
     x, y = np.asarray(barrier, float), np.asarray(ln_nu, float)
     fig, ax = plt.subplots(figsize=(4.6, 4.0))
-    ax.scatter(x, y, s=4, alpha=0.35, lw=0)
+    ax.scatter(x, y, s=_size(len(x)), alpha=0.35 if len(x) > 200 else 0.8, lw=0)
     xs = np.linspace(x.min(), x.max(), 50)
     e_mn = 1.0 / slope if slope != 0 else float("inf")
     ax.plot(xs, ln_nu0 + slope * xs, color="C3", lw=1.2,
@@ -40,7 +45,7 @@ def parity_figure(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], out: str
         std = float(y.std())
         r2 = 1.0 - float(((p - y) ** 2).sum()) / float(((y - y.mean()) ** 2).sum() or np.nan)
         ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.5", lw=0.8)
-        ax.scatter(y, p, s=4, alpha=0.4, lw=0)
+        ax.scatter(y, p, s=_size(len(y)), alpha=0.4 if len(y) > 200 else 0.8, lw=0)
         ax.set(xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad), aspect="equal",
                xlabel="Hessian ln nu_AB", ylabel="predicted ln nu_AB",
                title=f"{title} (test)\nRMSE/std {rmse / std if std else np.nan:.2f}, R² {r2:.2f}")
@@ -69,7 +74,7 @@ def detailed_balance_figure(differences: Mapping[str, np.ndarray], reference: np
     lo, hi = float(ref.min()), float(ref.max())
     ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.8)
     for label, d in differences.items():
-        ax.scatter(ref, np.asarray(d, float), s=4, alpha=0.4, lw=0, label=label)
+        ax.scatter(ref, np.asarray(d, float), s=_size(len(ref)), alpha=0.5, lw=0, label=label)
     ax.set(xlabel="S_A - S_B (Hessians)", ylabel="predicted ln nu_AB - ln nu_BA", title="forward vs reverse (test)")
     ax.legend(fontsize=7)
     fig.tight_layout()
