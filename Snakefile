@@ -42,6 +42,7 @@ include: "workflow/rules/far_field.smk"
 include: "workflow/rules/nnk.smk"
 include: "workflow/rules/kmc.smk"
 include: "workflow/rules/kmc_aging.smk"
+include: "workflow/rules/balance_audit.smk"
 include: "workflow/rules/equilibrium.smk"
 include: "workflow/rules/hessians.smk"
 include: "workflow/rules/prefactors.smk"
@@ -56,6 +57,7 @@ rule all:
         nnk_targets(),
         kmc_targets(),
         kmc_aging_targets(),
+        audit_targets(),
         equilibrium_targets(),
         hessians_targets(),
         prefactor_targets(),

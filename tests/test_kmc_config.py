@@ -50,6 +50,7 @@ def test_run_placeholder_in_every_path_field(demo, tmp_path) -> None:
         "structure": {"species": ["Cu", "Ni"], "lattice": "fcc", "n": 3, "a": 3.6, "composition": {"Cu": 0.5, "Ni": 0.5}},
         "rate_model": {"kind": "nnk_trained", "checkpoint": "results/{run}/nnk/cuni/mlp/model.pt"},
         "temperatures": [500], "n_jumps": 10}}
+    demo["balance_audit"]["runs"] = ["nnk"]          # the audit may only name runs that exist
     rm = validate_config(demo)["kmc"]["runs"]["nnk"]["rate_model"]
     assert rm["checkpoint"] == "results/r2/nnk/cuni/mlp/model.pt"
 

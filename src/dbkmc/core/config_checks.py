@@ -36,6 +36,15 @@ def semantic_issues(cfg: Mapping[str, Any]) -> Iterator[Issue]:
     if "hessians" in cfg:
         yield from _hessians_issues(cfg["hessians"], cfg["models"], cfg["datasets"])
     yield from kmc_issues(cfg["kmc"], run=cfg["run"], model_stage=cfg["models"]["dataset"] is not None)
+    if "balance_audit" in cfg:
+        yield from _balance_audit_issues(cfg["balance_audit"], cfg["kmc"]["runs"])
+
+
+def _balance_audit_issues(audit: Mapping[str, Any], runs: Mapping[str, Any]) -> Iterator[Issue]:
+    """The audit names kMC runs that exist (checked when it is switched on)."""
+    for i, name in enumerate(audit["runs"] if audit["enabled"] else []):
+        if name not in runs:
+            yield ("balance_audit", "runs", i), f"{name!r} is not a kmc run (defined: {', '.join(runs) or 'none'})"
 
 
 def _models_issues(models: Mapping[str, Any], datasets: Mapping[str, Any]) -> Iterator[Issue]:
