@@ -87,6 +87,31 @@ class HopDescriptors:
             rad_entries.append(rad_k)
             tri_entries.append(tri_k)
         self._compile(rad_entries, tri_entries, nn)
+        self._check_cell()
+
+    def _check_cell(self) -> None:
+        """The tables identify window sites by their offsets from the vacancy. In a cell so small that a window
+        reads a periodic image of one of its own sites, that identification fails: compare G(A) + delta with G(B)
+        described afresh on one random state and refuse such a cell, naming the size that works."""
+        lat, desc = self.desc.lattice, self.desc
+        rng = np.random.default_rng(0)
+        digits = torch.as_tensor(rng.integers(1, desc.n_species + 1, lat.n_sites), device=self.device)
+        digits[0] = 0
+        vac = torch.zeros(1, 1, dtype=torch.long, device=self.device)
+        win = desc.path_windows(vac)[0, 0]                                                   # (z, M)
+        after = digits.repeat(self.z, 1)
+        rows = torch.arange(self.z, device=self.device)
+        after[rows, 0], after[rows, win[:, 1]] = digits[win[:, 1]], 0
+        g_a = desc.describe(digits, win)
+        g_b = desc.describe(after.unsqueeze(1), win.unsqueeze(1)).squeeze(1)
+        try:
+            exact = torch.equal(g_a + self.delta(digits[None], vac, g_a.dtype)[0, 0], g_b)
+        except RuntimeError:                 # an offset table that runs past the window: the same failure
+            exact = False
+        if not exact:
+            raise ValueError(f"structure.n: a {lat.kind} {lat.n}x{lat.n}x{lat.n} cell is too small for the M_EXT "
+                             f"rate model (its descriptors reach shell {desc.reach_shell}, and a jump's window "
+                             f"reads periodic images of its own sites); use a larger cell")
 
     def _compile(self, rad_entries: list[list[tuple]], tri_entries: list[list[tuple]], nn: np.ndarray) -> None:
         """Flat index tables: every term is one +-1 at (slot, column); the channels it reads are looked up
