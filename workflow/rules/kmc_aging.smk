@@ -21,6 +21,7 @@ rule kmc_aging:
                       category="kMC"),
     params:
         pair=lambda wc: KMC_RUNS[wc.kmc_run]["analysis"]["order_pair"],
+        energy=lambda wc: "M_EXT" if KMC_RUNS[wc.kmc_run]["rate_model"].get("energy") else "M_KOL",
     log:
         f"{LOGS}/kmc/{{kmc_run}}_aging.log",
     benchmark:

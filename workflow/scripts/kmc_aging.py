@@ -5,4 +5,4 @@ from dbkmc.stages.kmc_report import aging_step
 
 log_to_file(snakemake.log[0])
 aging_step(snakemake.input.timeseries, snakemake.params.pair, snakemake.wildcards.kmc_run,
-           snakemake.output.table, snakemake.output.figure)
+           snakemake.output.table, snakemake.output.figure, energy_model=snakemake.params.energy)

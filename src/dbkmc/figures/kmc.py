@@ -173,7 +173,7 @@ def fig5_b2_clusters(clusters: pd.DataFrame, per_snap: pd.DataFrame, title: str,
 
 
 def aging_figure(timeseries: pd.DataFrame, table: pd.DataFrame, column: str, out: str | Path,
-                 title: str = "") -> None:
+                 title: str = "", energy_label: str = "state energy (eV)") -> None:
     """delta_AB (and the state energy, if recorded) against simulated time, one colour per temperature.
 
     ``timeseries`` is the kMC time series, ``table`` its replica average
@@ -186,7 +186,7 @@ def aging_figure(timeseries: pd.DataFrame, table: pd.DataFrame, column: str, out
     axes[0, 0].axhline(0.0, color="0.6", lw=0.6)  # the random solution
     panels = [(axes[0, 0], column, "delta", f"{column.replace('delta_', 'delta ')} (bonds)")]
     if has_energy:
-        panels.append((axes[0, 1], "energy_eV", "energy_eV", "M_KOL state energy (eV)"))
+        panels.append((axes[0, 1], "energy_eV", "energy_eV", energy_label))
     for i, (temp, group) in enumerate(timeseries.groupby("temperature")):
         colour = f"C{i}"
         mean = table[table["temperature"] == temp]

@@ -100,12 +100,14 @@ def b2_report_step(snapshot_dir: str | Path, final_path: str | Path, b2: Mapping
 
 
 def aging_step(timeseries_path: str | Path, pair: Sequence[str], run: str, out_table: str | Path,
-               out_figure: str | Path) -> pd.DataFrame:
-    """Rule kmc_aging: the replica-averaged aging table (CSV) and the figure of one kMC run."""
+               out_figure: str | Path, energy_model: str = "M_KOL") -> pd.DataFrame:
+    """Rule kmc_aging: the replica-averaged aging table (CSV) and the figure of one kMC run (``energy_model``
+    names the state energy of the time series: M_KOL's window energy or M_EXT's whole-cell energy)."""
     timeseries = pd.read_parquet(timeseries_path)
     table = aging_table(timeseries, pair)
     table.rename(columns={"temperature": "temperature_K"}).to_csv(out_table, index=False)
     temps = ", ".join(f"{t:g} K" for t in sorted(timeseries["temperature"].unique()))
     kmc_figures.aging_figure(timeseries, table, order_column(timeseries, pair), out_figure,
-                             title=f"kMC run {run}: aging at {temps}")
+                             title=f"kMC run {run}: aging at {temps}",
+                             energy_label=f"{energy_model} {'whole-cell' if energy_model == 'M_EXT' else 'state'} energy (eV)")
     return table
