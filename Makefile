@@ -1,6 +1,6 @@
 # make .venv   create the virtual environment and install dbkmc (editable) into it
 # make run     run the pipeline (CONFIG=config/config.yaml, CORES=2)
-# make test    run the test suite (PYTEST_ARGS="-m 'not slow'" to narrow it)
+# make test    run the test suite on CORES pytest-xdist workers (PYTEST_ARGS="-k name" to narrow it)
 # make clean   remove pipeline outputs
 
 PYTHON ?= python3
@@ -32,7 +32,7 @@ run: $(VENV)/.installed
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
 
 test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -q -rs $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q -rs -n $(CORES) --dist loadgroup $(PYTEST_ARGS)
 
 clean:
 	rm -rf results .snakemake

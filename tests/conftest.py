@@ -32,3 +32,15 @@ def cuni_end_members(cuni_potential) -> dict[str, float]:
     from dbkmc.neb.lattice_constants import measure_end_members
 
     return measure_end_members(cuni_potential, ["Cu", "Ni"], "fcc")
+
+
+SMALL_RUN_MODULES = {"test_reproducibility", "test_slurm"}
+"""Modules that share the session fixture ``small_runs`` (one small pipeline, locally and on SLURM)."""
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``), keep each module's tests on one worker, so
+    module fixtures (trained models, Snakemake runs) are built once, and the two modules of ``small_runs`` together."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        item.add_marker(pytest.mark.xdist_group("small_runs" if module in SMALL_RUN_MODULES else module))
