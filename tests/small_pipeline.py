@@ -51,7 +51,7 @@ def small_config(reference_source: Path) -> dict:
         },
         "neb": {"shards": 1},
         "models": {"dataset": "reference", "n_members": 2, "hidden": [8], "max_epochs": 2, "patience": 1,
-                   "batch_size": 256, "sas_lambdas": [0.0, 1.0], "learning_curve_fractions": [0.5, 1.0],
+                   "batch_size": 256, "sas_lambdas": [0.0, 1.0], "learning_curve_fractions": [0.25, 0.5],
                    "device": "cpu"},
         # a short Cu-Ni aging run with this run's M_KOL and KRA ensembles
         "kmc": {"device": "cpu", "runs": {"aging": {

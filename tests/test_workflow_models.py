@@ -22,7 +22,7 @@ TINY = {
                          "Cu75Ni25": {"Cu": 0.75, "Ni": 0.25}},
     }},
     "models": {"dataset": "reference", "n_members": 2, "hidden": [16], "max_epochs": 3, "patience": 2,
-               "batch_size": 512, "sas_lambdas": [0.0, 1.0], "learning_curve_fractions": [0.5, 1.0],
+               "batch_size": 512, "sas_lambdas": [0.0, 1.0], "learning_curve_fractions": [0.25, 0.5],
                "device": "cpu"},
 }
 
