@@ -162,3 +162,13 @@ def test_config_checks_name_the_key(block, key, reason):
     cfg["hessians"].update(block)
     with pytest.raises(ConfigError, match=re.escape(f"config error at {key}: ") + ".*" + re.escape(reason)):
         validate_config(cfg)
+
+
+def test_shards_of_different_code_versions_are_refused(tmp_path):
+    """A shard written before a column was added would leave NaN in the merged table: refuse it by name."""
+    base = {"event_id": "a", "status": "accepted", "reject_reason": "", "ln_nu_AB": 29.4}
+    pd.DataFrame([base]).to_parquet(tmp_path / "old.parquet")
+    pd.DataFrame([dict(base, event_id="b", event_cpu_s=0.7)]).to_parquet(tmp_path / "new.parquet")
+    out = [tmp_path / k for k in ("p.parquet", "r.parquet", "s.json", "l.csv")]
+    with pytest.raises(ValueError, match=r"hessians: the shards do not hold the same columns \(event_cpu_s\)"):
+        hessians_collect_step([tmp_path / "old.parquet", tmp_path / "new.parquet"], {}, *out)

@@ -144,6 +144,11 @@ def hessians_collect_step(shard_tables: Sequence[str | Path], hessians_cfg: Mapp
                           out_rejects: str | Path, out_summary: str | Path, out_local_vs_full: str | Path) -> dict:
     """Merge the shards into prefactors.parquet, rejects.parquet, qc_summary.json, local_vs_full.csv."""
     tables = [t for t in (pd.read_parquet(p) for p in shard_tables) if len(t)]
+    columns = [set(t.columns) for t in tables]
+    if any(c != columns[0] for c in columns):
+        odd = sorted(set.union(*columns) - set.intersection(*columns))
+        raise ValueError(f"hessians: the shards do not hold the same columns ({', '.join(odd)}); they were made by "
+                         "different versions of the code: rerun the older shards")
     table = pd.concat(tables, ignore_index=True).sort_values("event_id", kind="stable").reset_index(drop=True) \
         if tables else pd.DataFrame({"event_id": [], "status": [], "reject_reason": []})
     accepted = table[table["status"] == "accepted"]
