@@ -32,7 +32,7 @@ run: $(VENV)/.installed
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
 
 test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -q -rs -n $(CORES) --dist loadgroup $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q -rs -n $(CORES) $(PYTEST_ARGS)
 
 clean:
 	rm -rf results .snakemake

@@ -38,9 +38,16 @@ SMALL_RUN_MODULES = {"test_reproducibility", "test_slurm"}
 """Modules that share the session fixture ``small_runs`` (one small pipeline, locally and on SLURM)."""
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``), keep each module's tests on one worker, so
-    module fixtures (trained models, Snakemake runs) are built once, and the two modules of ``small_runs`` together."""
-    for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        item.add_marker(pytest.mark.xdist_group("small_runs" if module in SMALL_RUN_MODULES else module))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``make test`` runs on pytest-xdist workers: each module's tests go to one worker, so module fixtures
+    (trained models, Snakemake runs) are built once, and the two modules of ``small_runs`` go together, so
+    the small pipeline runs once."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class ModuleScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "small_runs" if Path(module).stem in SMALL_RUN_MODULES else module
+
+    return ModuleScheduling(config, log)
