@@ -19,13 +19,15 @@ default architectures (as in ``benchmarks/mext_throughput.py``; the prefactor en
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from mext_throughput import A_CUNI, SPECIES, best_time, build, load_average, start_state, time_kmc
-from results_md import torch_machine_description
+from results_md import torch_machine_description, update_results_md
 
 from dbkmc.core.lattice import Lattice
 from dbkmc.kmc.rates.prefactor import PrefactorRateModel, load_prefactor
@@ -51,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--kra-hidden", type=int, nargs="+", default=[64, 32])
     p.add_argument("--batch", type=int, default=20, help="temperatures in the batched run")
     p.add_argument("--jumps", type=int, default=300)
+    p.add_argument("--results-md", type=Path, default=None, help="write a dated section into this file")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     load_before = load_average()
@@ -78,6 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "| kMC rates | trajectories | us per jump (wall) | us per jump (CPU) | jumps/s (CPU) |",
         "|---|---:|---:|---:|---:|", *rows])
     print(text)
+    if args.results_md is not None:
+        date = dt.date.today().isoformat()
+        command = "python " + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+        update_results_md(args.results_md, "prefactor_throughput", date,
+                          f"## kMC with vibrational prefactors, {date}\n\n- Command: `{command}`\n{text}\n")
+        print(f"wrote a section to {args.results_md}")
     return 0
 
 
