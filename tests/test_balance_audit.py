@@ -99,7 +99,7 @@ def test_unknown_run_is_named(tmp_path):
     cfg = {"runs": ["nope"], "loop_lengths": [10], "n_loops": 1, "markov_supercell": 2, "temperature": 1000.0,
            "seed": 0}
     with pytest.raises(ValueError, match=r"balance_audit.runs: 'nope'"):
-        audit_step({"cuni": {}}, cfg, "cpu", out)
+        audit_step({"cuni": {}}, cfg, "auto", out)     # the demo passes kmc.device, "auto"
 
 
 def test_config_names_an_unknown_audited_run():

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dbkmc.core.io import resolve_device
 from dbkmc.core.lattice import Lattice
 from dbkmc.core.sampling import VACANCY
 from dbkmc.figures.drift import loop_drift_figure
@@ -63,6 +64,7 @@ def audit_step(runs: Mapping[str, Mapping[str, Any]], cfg: Mapping[str, Any], de
                out: Mapping[str, str | Path]) -> None:
     """Tables (loops, drift per L, Markov), their Markdown summary and the drift figure."""
     loops, markov_rows = [], []
+    device = resolve_device(device, key="kmc.device")              # "auto": CUDA when there is one
     for name in cfg["runs"]:
         if name not in runs:
             raise ValueError(f"balance_audit.runs: {name!r} is not a kmc run (known: {sorted(runs)})")
