@@ -83,10 +83,17 @@ def test_swap_energy_is_the_whole_cell_difference_and_the_stage_rows_run():
     run = swap_monte_carlo(SwapEnergy(model), start, 800.0, 100, seed=1, record_every=50)
     whole = model.energy(torch.as_tensor(run.digits[-1].astype(np.int64))).double().numpy()
     np.testing.assert_allclose(run.energies[-1], whole, rtol=0, atol=1e-9)
-    cfg = {"seed": 0, "temperatures": [800.0], "n_chains": 2, "n_sweeps": 3, "kmc_jumps": 30, "lammps_trials": 0}
+    cfg = {"seed": 0, "temperatures": [800.0], "n_chains": 2, "n_sweeps": 3, "kmc_jumps": 30, "lammps_trials": 0,
+           "lammps_chains": 1}
     rows = pd.DataFrame(sampling_rows(model, None, lat, SPECIES, [128, 127], cfg))
     assert list(rows["method"]) == ["swap MC, M_EXT", "kMC (time-weighted), M_EXT + KRA"]
     assert np.isfinite(rows[["alpha_1", "alpha_1_se", "energy_mean", "energy_se"]].to_numpy()).all()
+    # several independent "LAMMPS" chains (a bond energy stands in for the relaxed potential here): with 4 or
+    # more, each chain's mean is one block of the standard error
+    cfg.update(lammps_trials=40, lammps_chains=4)
+    rows = pd.DataFrame(sampling_rows(model, BondEnergy(lat, 0.02), lat, SPECIES, [128, 127], cfg))
+    lammps = rows.set_index("method").loc["swap MC, LAMMPS relaxed"]
+    assert lammps["n_chains"] == 4 and lammps["n_blocks"] == 4 and np.isfinite(lammps["alpha_1_se"])
 
 
 @pytest.mark.slow  # trains a model: about 40 s on one free core

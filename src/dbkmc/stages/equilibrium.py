@@ -9,7 +9,8 @@ Rule ``equilibrium_check`` (config block ``equilibrium``), on one small fcc cell
    MC evaluates only the sites a swap changes (:class:`~dbkmc.kmc.swap_energy.SwapEnergy`), with
    the site energies of the kMC rate model itself, so both sample the same E(S);
 2. swap Monte Carlo with relaxed LAMMPS energies (fixed box, one relaxation per trial,
-   ``lammps_trials`` trials): alpha_1 of M_EXT against the LAMMPS one;
+   ``lammps_chains`` independent chains of ``lammps_trials`` trials, started from the M_EXT swap-MC
+   chains' last states): alpha_1 of M_EXT against the LAMMPS one;
 3. far from the training data: ``far_cells`` ordered / clustered cells (swap MC with a bond
    energy of either sign at low temperature), relaxed with LAMMPS: Pearson r of the M_EXT and
    LAMMPS energy differences to the first cell at fixed composition.
@@ -17,9 +18,10 @@ Rule ``equilibrium_check`` (config block ``equilibrium``), on one small fcc cell
 Standard errors: :func:`dbkmc.kmc.equilibrium.block_average` with the first 20 % of each chain
 dropped. With 4 or more chains (swap MC and kMC with M_EXT) each chain's mean is one block: the
 chains are independent, and the kMC trajectories start from independent equilibrium states, so
-this holds however long the correlation time within a chain is. The single LAMMPS chain is cut
-into 10 blocks (each about one sweep of trials or more), which assumes a correlation time shorter
-than a block.
+this holds however long the correlation time within a chain is; the same holds for 4 or more
+LAMMPS chains. Fewer chains are each cut into 10 blocks (about one sweep of trials or more each),
+which assumes a correlation time shorter than a block: a single LAMMPS chain of 3,000 trials moved
+between two runs by 4-5 of the standard errors this gives (docs/extensive.md), so use 4 or more.
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ def sampling_rows(rate_model, lammps: EnergyFn | None, lattice: Lattice, species
         log.info("%s", rows[-1])
         if lammps is not None and cfg["lammps_trials"] > 0:
             t0 = time.time()
-            lm = swap_monte_carlo(lammps, equilibrated[:1], T, cfg["lammps_trials"], seed=cfg["seed"] + 200 + k)
+            starts = equilibrated[np.arange(cfg["lammps_chains"]) % len(equilibrated)]
+            lm = swap_monte_carlo(lammps, starts, T, cfg["lammps_trials"], seed=cfg["seed"] + 200 + k)
             rows.append(summarise(lm, "swap MC, LAMMPS relaxed", T, lattice, species, False, time.time() - t0))
             log.info("%s", rows[-1])
     return rows
