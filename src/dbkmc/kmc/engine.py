@@ -51,6 +51,7 @@ from dbkmc.core.constants import KB_EV
 from dbkmc.core.lattice import COORDINATION, Lattice
 from dbkmc.core.stencil import Stencil
 from dbkmc.kmc import kernel
+from dbkmc.kmc.memo import StateMemo
 from dbkmc.kmc.rates.base import (FusedLocalRateModel, LocalMLP, LocalRateModel, PrefactorRates, RateModel,
                                   effective_barriers)
 from dbkmc.kmc.rng import trajectory_keys, uniforms
@@ -71,7 +72,10 @@ class KMC:
     Python (``fused=False``, same numbers); with one vacancy otherwise the model's
     ``barriers_local`` (a :class:`~dbkmc.kmc.rates.base.LocalRateModel`) or ``barriers``
     is called each step; with several vacancies the masked loop with local barrier
-    updates runs. ``cache``: entries of the exact barrier cache (local-MLP path only).
+    updates runs. ``cache``: entries of the exact barrier cache: on the local-MLP path the last
+    ``cache`` stencil neighbourhoods per trajectory; for one trajectory with one vacancy and any other
+    model the last ``cache`` whole-cell states (:class:`~dbkmc.kmc.memo.StateMemo`); ``cache_hits``
+    counts the steps it served.
     """
 
     def __init__(self, model: RateModel, digits: Tensor | np.ndarray, temperatures: Sequence[float],
@@ -151,6 +155,13 @@ class KMC:
         self.cache_hits = 0
         if size:
             self.path += f", exact barrier cache of {size}"
+        # one trajectory, one vacancy, any other model: the exact memo of recently visited whole states
+        self._memo: StateMemo | None = None
+        if cache and self._mlp is None and self.V == 1 and self.T == 1:
+            self._memo = StateMemo(int(cache), self.lattice.n_sites, len(model.species) + 1)
+            self._memo.reset(self._digits)
+            self._memo.put(self.barriers.view(self.T, self.z))
+            self.path += f", exact state memo of {int(cache)}"
 
     def _packing(self) -> Tensor:
         """``[W, g]`` int64 weights packing the L stencil digits (0..S) losslessly into W words."""
@@ -258,10 +269,21 @@ class KMC:
         e_list = []
         cols = u_event.t().unsqueeze(2).unbind(0)
         nbeta = -beta
+        memo = self._memo
         for j in range(n):
             e_list.append(e)
+            source = vac
             vac = kernel.jump_one(digits, vac, e, nbeta, cols[j], nbr, z)
-            e = self._compute(vac).view(self.T, z)
+            if memo is None:
+                e = self._compute(vac).view(self.T, z)
+                continue
+            memo.jumped(source, vac, digits)
+            e = memo.get()
+            if e is None:
+                e = self._compute(vac).view(self.T, z)
+                memo.put(e)
+            else:
+                self.cache_hits += 1
         self.vacancies = vac.contiguous()
         self.barriers = e.view(self.T, 1, z)
         return kernel.clock_terms(torch.stack(e_list, 1), beta)
@@ -305,9 +327,11 @@ class KMC:
     # -- state ------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "digits": self.digits.cpu(), "vacancies": self.vacancies.cpu(),
-                "time": self.time.cpu(), "barriers": self.barriers.cpu(), "cache_keys": self._cache_keys.cpu(),
-                "cache_vals": self._cache_vals.cpu(), "cache_ptr": self._cache_ptr.cpu(), "cache_hits": self.cache_hits,
+        # copies: on the CPU .cpu() returns the live tensor, which the next jump changes in place
+        return {"step": self.step, "digits": self.digits.cpu().clone(), "vacancies": self.vacancies.cpu().clone(),
+                "time": self.time.cpu().clone(), "barriers": self.barriers.cpu().clone(),
+                "cache_keys": self._cache_keys.cpu().clone(), "cache_vals": self._cache_vals.cpu().clone(),
+                "cache_ptr": self._cache_ptr.cpu().clone(), "cache_hits": self.cache_hits,
                 "temperatures": self.temperatures.cpu(), "trajectory_ids": list(self.trajectory_ids),
                 "seed": self.seed, "nu": self.nu}
 
@@ -320,14 +344,17 @@ class KMC:
         if state["digits"].shape != self._digits.shape:
             raise ValueError("checkpoint: digits have another shape than this run's")
         self.step = int(state["step"])
-        self._digits = state["digits"].to(device=self.device, dtype=self._digit_dtype).contiguous()
+        self._digits = state["digits"].to(device=self.device, dtype=self._digit_dtype).contiguous().clone()
         self._digits_long = None
-        self.vacancies = state["vacancies"].to(self.device).contiguous()
+        self.vacancies = state["vacancies"].to(self.device).contiguous().clone()
         self.time = state["time"].to(self.device)
         self.barriers = state["barriers"].to(self.device)
         if state["cache_keys"].shape != self._cache_keys.shape:
             raise ValueError("checkpoint: the barrier cache has another size than this run's")
-        self._cache_keys = state["cache_keys"].to(self.device)
-        self._cache_vals = state["cache_vals"].to(self.device)
-        self._cache_ptr = state["cache_ptr"].to(self.device)
+        self._cache_keys = state["cache_keys"].to(self.device).clone()
+        self._cache_vals = state["cache_vals"].to(self.device).clone()
+        self._cache_ptr = state["cache_ptr"].to(self.device).clone()
         self.cache_hits = int(state["cache_hits"])
+        if self._memo is not None:  # the memo is not saved: it starts empty from the restored state
+            self._memo.reset(self._digits)
+            self._memo.put(self.barriers.view(self.T, self.z))
