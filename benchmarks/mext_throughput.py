@@ -104,13 +104,43 @@ def time_parts(model: ExtensiveRateModel, lattice: Lattice, device: str) -> dict
 
 
 def time_kmc(model: ExtensiveRateModel, lattice: Lattice, n_traj: int, jumps: int,
-             device: str) -> tuple[float, float]:
-    """(wall, CPU) seconds per jump (all trajectories together) of the engine, the best of three runs."""
+             device: str, cache: int = 0) -> tuple[float, float, float]:
+    """(wall, CPU) seconds per jump (all trajectories together) of the engine, the best of three runs, and the
+    fraction of jumps the exact state memo served (``cache`` entries; 0 = off). One trajectory runs at 500 K."""
     temps = list(np.linspace(500.0, 1400.0, n_traj))
-    kmc = KMC(model, start_state(lattice), temps, seed=1, device=device)
+    kmc = KMC(model, start_state(lattice), temps, seed=1, device=device, cache=cache)
     kmc.run(20)
+    hits0 = kmc.cache_hits
     wall, cpu = best_time(lambda: kmc.run(jumps), device, reps=1, rounds=3)
-    return wall / (jumps * n_traj), cpu / (jumps * n_traj)
+    return wall / (jumps * n_traj), cpu / (jumps * n_traj), (kmc.cache_hits - hits0) / (kmc.step - 20)
+
+
+def arithmetic_floor(model: ExtensiveRateModel, device: str) -> tuple[float, int]:
+    """(CPU seconds, rows): the networks' own arithmetic for one jump that no cache can skip, nothing else.
+
+    After a jump, 11 of the 12 paths of the new vacancy lead to states never evaluated (the 12th is the way
+    back). They need the M_EXT site networks on their window sites (all but the vacancy and hop slots: 11 x
+    (M - 2) rows, half of each species here), the transition-wise angular contraction of both end states
+    (one GEMM) and the KRA networks on 11 paths, as the rate model runs them (``StackedSiteEnergy._one``,
+    ``StackedEnergy``). Index work, descriptor updates and the engine step are left out."""
+    gen = torch.Generator().manual_seed(0)
+    rows = 11 * (model.desc.window_size - 2)
+    dim = model.desc.n_features
+    g = [torch.randint(0, 4, (n, dim), generator=gen).to(device=device, dtype=model.dtype)
+         for n in (rows // 2, rows - rows // 2)]
+    aev = model.aev
+    e = torch.randint(0, 2, (2 * 11 * aev.n_species, aev.tw.angular.shape[0]), generator=gen).to(
+        device=device, dtype=aev.dtype)
+    x = torch.randn(11, 2 * aev.dim, generator=gen).to(device=device, dtype=model._kra_energy.dtype)
+
+    def work() -> None:
+        for s, gs in enumerate(g):
+            model.site_energy._one(s % model.site_energy.n_species, gs)
+        e @ aev.tw.angular
+        model._kra_energy(x)
+
+    with torch.no_grad():
+        return best_time(work, device)[1], rows
 
 
 def op_count(model: ExtensiveRateModel, lattice: Lattice, device: str, jumps: int = 50) -> tuple[float, float]:
@@ -144,6 +174,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--members", type=int, default=2)
     p.add_argument("--kra-hidden", type=int, nargs="+", default=[64, 32])
     p.add_argument("--batch", type=int, default=20, help="temperatures in the batched run")
+    p.add_argument("--cache", type=int, default=100_000, help="entries of the exact state memo in the memo run")
     p.add_argument("--jumps", type=int, default=300)
     p.add_argument("--sizes", type=int, nargs="*", default=[6, 20, 30], help="cells n for the size check")
     p.add_argument("--results-md", type=Path, default=None)
@@ -158,13 +189,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     model, model_text = build(args.models, lattice, args.members, args.kra_hidden, args.device)
     parts = time_parts(model, lattice, args.device)
     one = time_kmc(model, lattice, 1, args.jumps, args.device)
+    memo = time_kmc(model, lattice, 1, args.jumps, args.device, cache=args.cache)
+    floor, floor_rows = arithmetic_floor(model, args.device)
     ops, us_per_op = op_count(model, lattice, args.device)
     batch = time_kmc(model, lattice, args.batch, max(20, args.jumps // 5), args.device)
     sizes = []
     for n in args.sizes:
         lat = Lattice("fcc", n, A_CUNI)
         m, _ = build(args.models, lat, args.members, args.kra_hidden, args.device)
-        sizes.append((lat.n_sites, time_kmc(m, lat, 1, args.jumps, args.device)))
+        sizes.append((lat.n_sites, time_kmc(m, lat, 1, args.jumps, args.device)[:2]))
     load = f"{load_before} before, {load_average()} after"
     rows = [f"| dE (M_EXT, cached site terms + window update) | {parts['dE'][0] * 1e6:,.0f} | "
             f"{parts['dE'][1] * 1e6:,.0f} |",
@@ -179,12 +212,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "", "| part of one jump (one trajectory) | us (wall) | us (CPU) |", "|---|---:|---:|", *rows, "",
         "| kMC (dbkmc.kmc.engine) | trajectories | us per jump (wall) | us per jump (CPU) | jumps/s (CPU) |",
         "|---|---:|---:|---:|---:|",
-        f"| one trajectory | 1 | {one[0] * 1e6:,.0f} | {one[1] * 1e6:,.0f} | {1 / one[1]:,.0f} |",
+        f"| one trajectory (500 K) | 1 | {one[0] * 1e6:,.0f} | {one[1] * 1e6:,.0f} | {1 / one[1]:,.0f} |",
+        f"| one trajectory (500 K), exact state memo of {args.cache:,} ({memo[2]:.0%} of the jumps served) | 1 | "
+        f"{memo[0] * 1e6:,.0f} | {memo[1] * 1e6:,.0f} | {1 / memo[1]:,.0f} |",
         f"| batch of temperatures | {args.batch} | {batch[0] * 1e6:,.0f} | {batch[1] * 1e6:,.0f} | "
         f"{1 / batch[1]:,.0f} |", "",
         f"- One jump of one trajectory makes {ops:.0f} tensor operations (top-level ATen calls, views included); "
         f"the cheapest one (adding two 10-element tensors) costs {us_per_op:.2f} us, so dispatch alone is "
-        f"{ops * us_per_op:,.0f} us per jump before any arithmetic (2,000 jumps/s allows 500 us in all).", "",
+        f"{ops * us_per_op:,.0f} us per jump before any arithmetic (2,000 jumps/s allows 500 us in all).",
+        f"- Arithmetic floor of one jump that the memo does not serve: the networks alone on the 11 new paths "
+        f"(M_EXT on {floor_rows} window sites, the TW angular contraction, KRA on 11 paths; `arithmetic_floor`) "
+        f"take {floor * 1e6:,.0f} us of CPU, i.e. at most {1 / floor:,.0f} jumps/s however little else a step "
+        f"does.", "",
         "| sites | us per jump, one trajectory (wall) | (CPU) |", "|---:|---:|---:|",
         *[f"| {s:,} | {t[0] * 1e6:,.0f} | {t[1] * 1e6:,.0f} |" for s, t in sizes]])
     print(text)
