@@ -86,6 +86,7 @@ def test_outputs_of_a_run(uninterrupted):
     assert len(atoms) == 1023 and set(atoms.get_chemical_symbols()) == {"Nb", "Mo", "Ta"}
     summary = json.loads((uninterrupted / "summary.json").read_text())
     assert summary["engine_path"].startswith("local MLP") and summary["trajectories"] == 2
+    assert "kind" not in summary["rate_model_spec"] and summary["cache_hits"] >= 0
     assert not (uninterrupted / "work").exists()  # checkpoint folder removed after success
 
 

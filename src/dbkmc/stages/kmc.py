@@ -208,7 +208,10 @@ def kmc_step(name: str, run: Mapping[str, Any], device: str, progress: bool, out
     summary = {"run": name, "device": str(engine.device), "trajectories": engine.T, "n_sites": lattice.n_sites,
                "n_vacancies": engine.V, "jumps_per_trajectory": engine.step,
                "wall_s_this_job": round(wall, 3), "rate_model": run["rate_model"]["kind"],
-               "has_energy": bool(model.has_energy), "engine_path": engine.path}
+               "has_energy": bool(model.has_energy), "engine_path": engine.path,
+               # the model's folders and options (energy, kra, prefactor, ...), so a summary says what ran
+               "rate_model_spec": {k: v for k, v in run["rate_model"].items() if k != "kind"},
+               "cache_hits": engine.cache_hits}
     Path(out["summary"]).write_text(json.dumps(summary, indent=2) + "\n")
     remove_checkpoints(checkpoint)  # and the one before it
     for leftover in staged.glob("*"):
