@@ -299,25 +299,7 @@ def parse_neb_logs(workdir: Path, n_replicas: int, n2: int) -> dict:
     taken from the replica logs' minimisation statistics instead.)
     Replica logs (``log.lammps.<i>``): one ``Stopping criterion`` per stage.
     """
-    tables: list[list[list[float]]] = []
-    for line in (workdir / "log.lammps").read_text().splitlines():
-        if _HEADER_RE.match(line):
-            tables.append([])
-        elif tables and line.strip() and re.match(r"^\s*\d+\s", line):
-            tables[-1].append([float(v) for v in line.split()])
-    if len(tables) != 2 or not tables[1]:
-        return {"converged": False, "barrier": float("nan"), "neb_steps": 0, "climb_steps": 0,
-                "max_force": float("nan")}
-    climb = tables[1]
-    climb_steps = int(climb[-1][0] - climb[0][0])
-    stops, fmax = [], []
-    for i in range(n_replicas):
-        text = (workdir / f"log.lammps.{i}").read_text()
-        stops.append(_STOP_RE.findall(text)[-1].strip())
-        fmax.append(float(_FMAX_RE.findall(text)[-1]))
-    converged = climb_steps < n2 and all(s == "force tolerance" for s in stops)
-    return {"converged": converged, "barrier": climb[-1][6], "neb_steps": int(climb[-1][0]),
-            "climb_steps": climb_steps, "max_force": max(fmax)}
+    return parse_neb_log_series(workdir, n_replicas, n2, 1)[0]
 
 
 def parse_neb_log_series(workdir: Path, n_replicas: int, n2: int, n_events: int) -> list[dict]:
