@@ -49,17 +49,22 @@ def prefactor_targets():
     return out
 
 
+def markov_folder(key):
+    """prefactors.markov.<key> with {run} = this run's name, or None."""
+    folder = PRE_CFG["markov"][key]
+    return folder.format(run=RUN) if folder else None
+
+
 def markov_energy_dirs():
     """The M_EXT and KRA folders of the Markov check's barriers: prefactors.markov.energy / kra, else this run's."""
-    m = PRE_CFG["markov"]
-    return {"M_EXT": m["energy"] or f"{OUT}/models/M_EXT", "KRA": m["kra"] or f"{OUT}/models/KRA"}
+    return {"M_EXT": markov_folder("energy") or f"{OUT}/models/M_EXT", "KRA": markov_folder("kra") or f"{OUT}/models/KRA"}
 
 
 def markov_energy_inputs():
     """This run's member files (the rules train them), or an outside folder's training.json."""
-    m = PRE_CFG["markov"]
-    return [*([f"{m['energy']}/training.json"] if m["energy"] else model_members("M_EXT")),
-            *([f"{m['kra']}/training.json"] if m["kra"] else model_members("KRA"))]
+    energy, kra = markov_folder("energy"), markov_folder("kra")
+    return [*([f"{energy}/training.json"] if energy else model_members("M_EXT")),
+            *([f"{kra}/training.json"] if kra else model_members("KRA"))]
 
 
 wildcard_constraints:
