@@ -249,6 +249,17 @@ def test_source_must_exist(minimal: dict[str, Any], tmp_path: Path) -> None:
     assert validate_config(edited(minimal, "datasets.cuni.source", str(tmp_path)))["datasets"]["cuni"]["source"]
 
 
+def test_extends_must_exist_and_excludes_source(minimal: dict[str, Any], tmp_path: Path) -> None:
+    absent = tmp_path / "absent"
+    with raises_at("datasets.cuni.extends", f"source directory '{absent}' not found"):
+        validate_config(edited(minimal, "datasets.cuni.extends", str(absent)))
+    (tmp_path / "events.parquet").write_bytes(b"")
+    assert validate_config(edited(minimal, "datasets.cuni.extends", str(tmp_path)))["datasets"]["cuni"]["extends"]
+    both = edited(edited(minimal, "datasets.cuni.extends", str(tmp_path)), "datasets.cuni.source", str(tmp_path))
+    with raises_at("datasets.cuni.extends", "either source"):
+        validate_config(both)
+
+
 def test_all_problems_are_reported(minimal: dict[str, Any]) -> None:
     cfg = edited(edited(minimal, "datasets.cuni.supercell", "four"), "neb.bar", 1)
     with pytest.raises(ConfigError) as info:

@@ -42,7 +42,8 @@ rule sample_events:
     output:
         f"{OUT}/datasets/{{dataset}}/events_sampled.jsonl",
     params:
-        dataset=lambda wc: dataset_cfg(wc.dataset),
+        # extends only changes how the rows are collected, not which events are drawn
+        dataset=lambda wc: {k: v for k, v in dataset_cfg(wc.dataset).items() if k != "extends"},
         potential=lambda wc: potential_cfg(wc.dataset),
     log:
         f"{LOGS}/sample_events/{{dataset}}.log",

@@ -18,4 +18,5 @@ provenance = {
 }
 out = snakemake.output
 collect_step(snakemake.input.tables, snakemake.input.structures, provenance,
-             out.events, out.rejects, out.qc_summary, out.structures, out.dataset)
+             out.events, out.rejects, out.qc_summary, out.structures, out.dataset,
+             extends=params.dataset.get("extends"))

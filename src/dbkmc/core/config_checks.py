@@ -218,6 +218,11 @@ def _dataset_issues(name: str, dataset: Mapping[str, Any], potentials: Mapping[s
         yield from _composition_issues((*base, "compositions", label), composition, pot_name, potential)
     if dataset["source"] is not None:
         yield from _source_issues((*base, "source"), Path(dataset["source"]))
+    if dataset.get("extends") is not None:
+        if dataset["source"] is not None:
+            yield (*base, "extends"), "give either source (use a dataset as it is) or extends (add events to it)"
+        else:
+            yield from _source_issues((*base, "extends"), Path(dataset["extends"]))
 
 
 def _composition_issues(

@@ -28,6 +28,7 @@ from dbkmc.core.io import write_json
 from dbkmc.core.provenance import code_provenance
 from dbkmc.neb.qc import REASONS, summarize
 from dbkmc.core.sampling import dataset_species, read_events, sample_events, shard_of, write_events
+from dbkmc.stages.dataset_extend import extend_table, read_base
 
 log = logging.getLogger(__name__)
 
@@ -122,18 +123,28 @@ def neb_shard_step(events_path: str | Path, shard: int, n_shards: int, potential
 
 def collect_step(shard_tables: Sequence[str | Path], shard_structures: Sequence[str | Path],
                  provenance: Mapping, out_events: str | Path, out_rejects: str | Path,
-                 out_summary: str | Path, out_structures: str | Path, out_meta: str | Path) -> dict:
-    """Merge shards: accepted events, the rejects table, the QC summary and dataset.json."""
+                 out_summary: str | Path, out_structures: str | Path, out_meta: str | Path,
+                 extends: str | Path | None = None) -> dict:
+    """Merge shards: accepted events, the rejects table, the QC summary and dataset.json.
+
+    ``extends``: an earlier run's folder whose rows replace the recomputed ones
+    (:mod:`dbkmc.stages.dataset_extend`); the structures file keeps this run's geometries."""
     tables = [pd.read_parquet(p) for p in shard_tables]
     table = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(len(t) for t in tables) else pd.DataFrame()
     if len(table):
         table = table.sort_values("event_id", kind="stable").reset_index(drop=True)
+    extended = None
+    if extends is not None:
+        table, extended = extend_table(read_base(extends), table,
+                                       key=f"datasets.{provenance.get('dataset', '<name>')}.extends")
     accepted = table[table["status"] == "accepted"] if len(table) else table
     rejected = table[table["status"] == "rejected"] if len(table) else table
     accepted.to_parquet(out_events, index=False)
     rejected.to_parquet(out_rejects, index=False)
     summary = summarize(table.to_dict("records"))
     summary["reason_descriptions"] = REASONS
+    if extended is not None:
+        summary["extends"] = {"folder": str(extends), **extended}
     write_json(summary, out_summary)
     with open(out_structures, "w", encoding="utf-8") as out:
         for path in shard_structures:
