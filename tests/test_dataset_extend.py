@@ -70,3 +70,15 @@ def test_collect_step_with_extends_writes_the_kept_rows_and_the_report(tmp_path,
     assert summary["n_accepted"] == 16 and summary["extends"]["n_from_base"] == 6
     assert json.loads(out["summary"].read_text())["extends"]["recomputed_minus_kept_meV"]["E_saddle"]["rms"] == \
         pytest.approx(0.2, abs=1e-6)
+
+
+BIG = REPO / "data" / "reference_cuni_30k" / "events.parquet"
+
+
+@pytest.mark.skipif(not BIG.is_file(), reason="data/reference_cuni_30k is not committed yet")
+def test_the_committed_30k_dataset_holds_the_reference_events_byte_for_byte():
+    ref = pd.read_parquet(REFERENCE)
+    big = pd.read_parquet(BIG).set_index("event_id").loc[ref.event_id].reset_index()
+    pd.testing.assert_frame_equal(big[ref.columns], ref, check_exact=True)
+    counts = pd.read_parquet(BIG).groupby("composition").size()
+    assert (counts >= 9900).all(), counts.to_dict()  # about 10,000 accepted events per composition
