@@ -11,6 +11,23 @@ import numpy as np
 import torch
 
 from dbkmc.core.lattice import COORDINATION, Lattice
+from dbkmc.detailed_balance.models import Ensemble, build_model
+
+
+def random_ensemble(kind: str, dim: int, seed: int, shift: float = 0.0, **kw) -> Ensemble:
+    """Two untrained float64 members of ``kind`` with perturbed weights (every input matters); ``shift``
+    offsets the output. For the rate-model tests that need a network, not a trained one."""
+    members = []
+    for k in range(2):
+        torch.manual_seed(seed * 10 + k)
+        model = build_model(kind, dim, hidden=(16, 8), dropout=0.0, **kw).double()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+            if shift:
+                model.energy.y_shift.fill_(shift)
+        members.append(model.eval())
+    return Ensemble(members)
 
 
 class PairBondModel:

@@ -11,12 +11,12 @@ import torch
 from dbkmc.core.constants import KB_EV
 from dbkmc.core.lattice import NN_VECTORS, Lattice
 from dbkmc.detailed_balance.fingerprints import AEVParams
-from dbkmc.detailed_balance.models import Ensemble, build_model
 from dbkmc.detailed_balance.site_descriptors import SiteDescriptors
 from dbkmc.kmc.engine import KMC
 from dbkmc.kmc.rates.base import PrefactorRates, RateModel, build_rate_model, effective_barriers
 from dbkmc.kmc.rates.extensive_db import ExtensiveRateModel
 from dbkmc.kmc.rates.prefactor import PrefactorRateModel
+from kmc_models import random_ensemble
 
 P = AEVParams(r_cut=4.0, eta_R=4.0, eta_A=2.0, zeta=8.0, R_s=(1.0, 2.0, 3.0), R_s_angular=(1.5, 3.0),
               theta_s=(0.3, 1.2, 2.2, 3.0))
@@ -32,21 +32,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def random_ensemble(kind: str, dim: int, seed: int, shift: float = 0.0, **kw) -> Ensemble:
-    """Untrained float64 members with perturbed weights (every input matters); ``shift`` offsets the output."""
-    members = []
-    for k in range(2):
-        torch.manual_seed(seed * 10 + k)
-        model = build_model(kind, dim, hidden=(16, 8), dropout=0.0, **kw).double()
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(0.1 * torch.randn_like(p))
-            if shift:
-                model.energy.y_shift.fill_(shift)
-        members.append(model.eval())
-    return Ensemble(members)
 
 
 def ext_model(seed: int, kra_shift: float = 0.0) -> ExtensiveRateModel:
