@@ -66,9 +66,10 @@ def best_time(fn: Callable[[], object], device: str, reps: int = 30, rounds: int
 
 
 def build(models: Path | None, lattice: Lattice, members: int, kra_hidden: Sequence[int],
-          device: str) -> tuple[ExtensiveRateModel, str]:
+          device: str, compiled: bool = True) -> tuple[ExtensiveRateModel, str]:
     if models is not None:
-        model = load_extensive(str(models / "M_EXT"), str(models / "KRA"), lattice, SPECIES, device)
+        model = load_extensive(str(models / "M_EXT"), str(models / "KRA"), lattice, SPECIES, device,
+                               compiled=compiled)
         return model, (f"trained ensembles from `{models}` ({model.energy_ensemble.n_members} M_EXT members, "
                        f"{model.kra.n_members} KRA members, KRA hidden {model.kra.arch()['hidden']})")
     params = AEVParams()
@@ -78,7 +79,7 @@ def build(models: Path | None, lattice: Lattice, members: int, kra_hidden: Seque
     kra = Ensemble([build_model("KRA", params.dim(len(SPECIES)), hidden=tuple(kra_hidden), dropout=0.0).eval()
                     for _ in range(members)])
     model = ExtensiveRateModel(on_device(energy, device), desc, on_device(kra, device), params, lattice, SPECIES,
-                               device)
+                               device, compiled)
     return model, (f"untrained ensembles, {members} members: M_EXT 32-32 per species, KRA {list(kra_hidden)}, "
                    "float32 (as `load_extensive` gives them)")
 
@@ -96,7 +97,8 @@ def start_state(lattice: Lattice, seed: int = 0) -> torch.Tensor:
 
 
 def time_parts(model: ExtensiveRateModel, lattice: Lattice, device: str) -> dict[str, tuple[float, float]]:
-    """(wall, CPU) seconds per evaluation of the dE part and of the E_KRA part (one vacancy, one trajectory)."""
+    """(wall, CPU) seconds per evaluation of the dE part and of the E_KRA part (one vacancy, one trajectory) on
+    the tensor path (the compiled path's cost shows in the kMC rows)."""
     d = start_state(lattice).to(device)[None]
     vac = torch.zeros(1, 1, dtype=torch.long, device=device)
     return {"dE": best_time(lambda: model.energy_changes(d, vac), device),
@@ -112,7 +114,7 @@ def time_kmc(model: ExtensiveRateModel, lattice: Lattice, n_traj: int, jumps: in
     kmc.run(20)
     hits0 = kmc.cache_hits
     wall, cpu = best_time(lambda: kmc.run(jumps), device, reps=1, rounds=3)
-    return wall / (jumps * n_traj), cpu / (jumps * n_traj), (kmc.cache_hits - hits0) / (kmc.step - 20)
+    return wall / (jumps * n_traj), cpu / (jumps * n_traj), (kmc.cache_hits - hits0) / ((kmc.step - 20) * n_traj)
 
 
 def arithmetic_floor(model: ExtensiveRateModel, device: str) -> tuple[float, int]:
@@ -188,11 +190,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     lattice = Lattice("fcc", args.n, A_CUNI)
     model, model_text = build(args.models, lattice, args.members, args.kra_hidden, args.device)
     parts = time_parts(model, lattice, args.device)
-    one = time_kmc(model, lattice, 1, args.jumps, args.device)
-    memo = time_kmc(model, lattice, 1, args.jumps, args.device, cache=args.cache)
+    compiled = model._compiled is not None
+
+    def fresh(compiled: bool = True) -> ExtensiveRateModel:        # every run starts with empty caches
+        return build(args.models, lattice, args.members, args.kra_hidden, args.device, compiled)[0]
+
+    tensor_one = time_kmc(fresh(False), lattice, 1, max(100, args.jumps // 10), args.device)
+    one = time_kmc(fresh(), lattice, 1, args.jumps, args.device)
+    memo_model = fresh()
+    memo = time_kmc(memo_model, lattice, 1, args.jumps, args.device, cache=args.cache)
     floor, floor_rows = arithmetic_floor(model, args.device)
-    ops, us_per_op = op_count(model, lattice, args.device)
-    batch = time_kmc(model, lattice, args.batch, max(20, args.jumps // 5), args.device)
+    ops, us_per_op = op_count(fresh(), lattice, args.device)
+    batch_jumps = max(20, args.jumps // args.batch * 2)
+    batch = time_kmc(fresh(), lattice, args.batch, batch_jumps, args.device)
+    batch_memo = time_kmc(fresh(), lattice, args.batch, batch_jumps, args.device, cache=args.cache)
+    step = memo_model._compiled
+    site_share = (f"; in the memo run of one trajectory the site-energy table served "
+                  f"{1 - step.rows_evaluated / step.rows_seen:.0%} of the window sites' energies"
+                  if compiled and step.rows_seen else "")
     sizes = []
     for n in args.sizes:
         lat = Lattice("fcc", n, A_CUNI)
@@ -212,11 +227,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "", "| part of one jump (one trajectory) | us (wall) | us (CPU) |", "|---|---:|---:|", *rows, "",
         "| kMC (dbkmc.kmc.engine) | trajectories | us per jump (wall) | us per jump (CPU) | jumps/s (CPU) |",
         "|---|---:|---:|---:|---:|",
-        f"| one trajectory (500 K) | 1 | {one[0] * 1e6:,.0f} | {one[1] * 1e6:,.0f} | {1 / one[1]:,.0f} |",
+        f"| one trajectory (500 K), tensor path only | 1 | {tensor_one[0] * 1e6:,.0f} | {tensor_one[1] * 1e6:,.0f} | "
+        f"{1 / tensor_one[1]:,.0f} |",
+        f"| one trajectory (500 K){', compiled path' if compiled else ''} | 1 | {one[0] * 1e6:,.0f} | "
+        f"{one[1] * 1e6:,.0f} | {1 / one[1]:,.0f} |",
         f"| one trajectory (500 K), exact state memo of {args.cache:,} ({memo[2]:.0%} of the jumps served) | 1 | "
         f"{memo[0] * 1e6:,.0f} | {memo[1] * 1e6:,.0f} | {1 / memo[1]:,.0f} |",
-        f"| batch of temperatures | {args.batch} | {batch[0] * 1e6:,.0f} | {batch[1] * 1e6:,.0f} | "
-        f"{1 / batch[1]:,.0f} |", "",
+        f"| batch of temperatures (500-1400 K) | {args.batch} | {batch[0] * 1e6:,.0f} | {batch[1] * 1e6:,.0f} | "
+        f"{1 / batch[1]:,.0f} |",
+        f"| batch of temperatures (500-1400 K), state memo per trajectory ({batch_memo[2]:.0%} served) | "
+        f"{args.batch} | {batch_memo[0] * 1e6:,.0f} | {batch_memo[1] * 1e6:,.0f} | {1 / batch_memo[1]:,.0f} |", "",
+        f"- Trained or not, the same code: the site energies come from the networks or from the site-energy "
+        f"table of the compiled path{site_share}.",
         f"- One jump of one trajectory makes {ops:.0f} tensor operations (top-level ATen calls, views included); "
         f"the cheapest one (adding two 10-element tensors) costs {us_per_op:.2f} us, so dispatch alone is "
         f"{ops * us_per_op:,.0f} us per jump before any arithmetic (2,000 jumps/s allows 500 us in all).",

@@ -54,7 +54,7 @@ def test_memo_keys_follow_the_state_and_a_resumed_run_continues_exactly():
     fresh._words = kmc._memo._words
     fresh.reset(kmc.digits)
     np.testing.assert_array_equal(fresh._keys, kmc._memo._keys)     # incremental key == key of the state
-    assert len(kmc._memo._table) <= 64
+    assert len(kmc._memo._tables[0]) <= 64
     saved = kmc.state_dict()
     kmc.run(200)
     again = KMC(CountingModel(lat, -0.05), start(lat, 1), [500.0], seed=3, cache=64, block=50)
@@ -63,7 +63,7 @@ def test_memo_keys_follow_the_state_and_a_resumed_run_continues_exactly():
     assert torch.equal(kmc.digits, again.digits) and torch.equal(kmc.time, again.time)
 
 
-def test_memo_is_for_one_trajectory_only():
+def test_memo_is_for_one_trajectory_unless_the_model_evaluates_rows():
     lat = Lattice("fcc", 3, 3.6)
     kmc = KMC(CountingModel(lat, -0.05), start(lat), [500.0, 600.0], seed=3, cache=64)
     assert kmc._memo is None and "memo" not in kmc.path

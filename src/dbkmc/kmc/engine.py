@@ -50,7 +50,7 @@ from torch import Tensor
 from dbkmc.core.constants import KB_EV
 from dbkmc.core.lattice import COORDINATION, Lattice
 from dbkmc.core.stencil import Stencil
-from dbkmc.kmc import kernel
+from dbkmc.kmc import kernel, step_kernels
 from dbkmc.kmc.memo import StateMemo
 from dbkmc.kmc.rates.base import (FusedLocalRateModel, LocalMLP, LocalRateModel, PrefactorRates, RateModel,
                                   effective_barriers)
@@ -155,13 +155,16 @@ class KMC:
         self.cache_hits = 0
         if size:
             self.path += f", exact barrier cache of {size}"
-        # one trajectory, one vacancy, any other model: the exact memo of recently visited whole states
+        # one vacancy on the CPU, any other model: the exact memo of recently visited whole states, for one
+        # trajectory, or for a batch when the model can evaluate some of its trajectories (barriers_rows)
         self._memo: StateMemo | None = None
-        if cache and self._mlp is None and self.V == 1 and self.T == 1:
+        self._rows = callable(getattr(model, "barriers_rows", None)) and not self._prefactor
+        if cache and self._mlp is None and self.V == 1 and self.device.type == "cpu" and (self.T == 1 or self._rows):
             self._memo = StateMemo(int(cache), self.lattice.n_sites, len(model.species) + 1)
             self._memo.reset(self._digits)
-            self._memo.put(self.barriers.view(self.T, self.z))
+            self._memo.store(np.arange(self.T), self.barriers.view(self.T, self.z).numpy())
             self.path += f", exact state memo of {int(cache)}"
+        self._nbr_np = np.ascontiguousarray(self.lattice.neighbors, dtype=np.int64).reshape(-1)
 
     def _packing(self) -> Tensor:
         """``[W, g]`` int64 weights packing the L stencil digits (0..S) losslessly into W words."""
@@ -261,6 +264,8 @@ class KMC:
 
     def _advance_one(self, n: int, u_event: Tensor) -> tuple[Tensor, Tensor]:
         """One vacancy per trajectory, any model."""
+        if self.device.type == "cpu":
+            return self._advance_one_cpu(n, u_event)
         z, beta = self.z, self.beta
         digits = self._digits
         nbr = self._nbr_flat
@@ -269,24 +274,46 @@ class KMC:
         e_list = []
         cols = u_event.t().unsqueeze(2).unbind(0)
         nbeta = -beta
-        memo = self._memo
         for j in range(n):
             e_list.append(e)
-            source = vac
             vac = kernel.jump_one(digits, vac, e, nbeta, cols[j], nbr, z)
-            if memo is None:
-                e = self._compute(vac).view(self.T, z)
-                continue
-            memo.jumped(source, vac, digits)
-            e = memo.get()
-            if e is None:
-                e = self._compute(vac).view(self.T, z)
-                memo.put(e)
-            else:
-                self.cache_hits += 1
+            e = self._compute(vac).view(self.T, z)
         self.vacancies = vac.contiguous()
         self.barriers = e.view(self.T, 1, z)
         return kernel.clock_terms(torch.stack(e_list, 1), beta)
+
+    def _advance_one_cpu(self, n: int, u_event: Tensor) -> tuple[Tensor, Tensor]:
+        """The same on the CPU: the jumps compiled (:func:`dbkmc.kmc.step_kernels.jump`, on numpy views of the
+        state), barriers from the exact state memo where it knows the new state, else from the model."""
+        T, z = self.T, self.z
+        digits = self._digits.numpy()
+        vac_t = self.vacancies.clone().contiguous()
+        vac = vac_t.numpy().reshape(T)                    # a view: vac_t follows every jump
+        e = self.barriers.view(T, z).numpy().copy()
+        hist = np.empty((n, T, z), dtype=e.dtype)
+        nbeta = (-self.beta[:, 0]).numpy()
+        u = u_event.numpy()
+        memo = self._memo
+        for j in range(n):
+            hist[j] = e
+            source = vac.copy()
+            step_kernels.jump(digits, vac, e, nbeta, u[:, j], self._nbr_np, z)
+            if memo is None:
+                e = self._compute(vac_t).view(T, z).numpy()
+                continue
+            memo.jumped(source, vac, digits)
+            missing = memo.lookup(e)
+            self.cache_hits += T - len(missing)
+            if len(missing) == T:
+                e = self._compute(vac_t).view(T, z).numpy().copy()
+            elif len(missing):
+                e[missing] = self.model.barriers_rows(self._digits, vac_t, missing).reshape(len(missing), z).numpy()
+            else:
+                continue
+            memo.store(missing, e)
+        self.vacancies = vac_t
+        self.barriers = torch.from_numpy(e.copy()).view(T, 1, z)
+        return kernel.clock_terms(torch.from_numpy(hist).permute(1, 0, 2), self.beta)
 
     def _advance_many(self, n: int, u_event: Tensor) -> tuple[Tensor, Tensor]:
         """Several vacancies per trajectory: masked paths, local barrier updates."""
@@ -357,4 +384,4 @@ class KMC:
         self.cache_hits = int(state["cache_hits"])
         if self._memo is not None:  # the memo is not saved: it starts empty from the restored state
             self._memo.reset(self._digits)
-            self._memo.put(self.barriers.view(self.T, self.z))
+            self._memo.store(np.arange(self.T), self.barriers.view(self.T, self.z).numpy())

@@ -8,14 +8,15 @@ instead of recomputed. The key of a state is the XOR over sites of a random 64-b
 XORs. Two different states share a key with probability 2^-64 per pair, far below anything a kMC
 run can reach; the words come from a fixed seed, so a run is reproducible.
 
-:class:`StateMemo` keeps the last ``size`` distinct states per engine (least recently used out
-first), for T trajectories with one vacancy each; an entry is the joint state of all T (the rate
-model is called for all T rows or none, so a model's own per-trajectory caches stay aligned).
-:class:`dbkmc.kmc.engine.KMC` uses it for one trajectory (T = 1: trajectories of a batch
-practically never revisit a joint state) with any one-vacancy model that is not a local MLP (those
-have the stencil cache of :mod:`dbkmc.kmc.kernel`). The entries hold the barriers the model gave at
-the first visit, so a run with the memo can differ from one without in the last bits of a float32
-barrier (the model's own caches reach a state by another route); it is the same Markov chain.
+:class:`StateMemo` keeps, for each of T trajectories with one vacancy each, the last ``size``
+distinct states of that trajectory (least recently used out first). :class:`dbkmc.kmc.engine.KMC`
+uses it on the CPU with any one-vacancy model that is not a local MLP (those have the stencil cache
+of :mod:`dbkmc.kmc.kernel`): for one trajectory with any model, for a batch with a model that can
+evaluate a subset of its trajectories (``barriers_rows``, e.g. M_EXT's compiled path), so that each
+step evaluates only the trajectories whose new state is unknown. The entries hold the barriers the
+model gave at the first visit, so a run with the memo can differ from one without in the last bits
+of a float32 barrier (the model's own caches reach a state by another route); it is the same Markov
+chain.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ _SEED = 0x5EED_2026
 
 
 class StateMemo:
-    """Barriers ``[T, z]`` of the last ``size`` distinct whole-cell states (see the module docstring)."""
+    """Barriers ``(z,)`` of the last ``size`` distinct whole-cell states of each trajectory (see the module
+    docstring)."""
 
     def __init__(self, size: int, n_sites: int, n_digits: int) -> None:
         if size < 1:
@@ -39,37 +41,44 @@ class StateMemo:
         rng = np.random.default_rng(_SEED)
         self._words = rng.integers(0, np.iinfo(np.int64).max, size=(n_sites, n_digits), dtype=np.int64,
                                    endpoint=True)
-        self._table: OrderedDict[tuple[int, ...], Tensor] = OrderedDict()
+        self._tables: list[OrderedDict[int, np.ndarray]] = []
         self._keys = np.zeros(0, dtype=np.int64)
         self.hits = 0
         self.lookups = 0
 
-    def reset(self, digits: Tensor) -> None:
+    def reset(self, digits: Tensor | np.ndarray) -> None:
         """Forget every entry; hash the states ``digits [T, n_sites]`` afresh."""
-        d = digits.detach().cpu().long().numpy()
+        d = np.asarray(digits.detach().cpu().long().numpy() if isinstance(digits, Tensor) else digits, np.int64)
         self._keys = np.bitwise_xor.reduce(self._words[np.arange(d.shape[1]), d], axis=1)
-        self._table.clear()
+        self._tables = [OrderedDict() for _ in range(d.shape[0])]
 
-    def jumped(self, source: Tensor, target: Tensor, digits: Tensor) -> None:
-        """Update the keys after the atom on ``target`` jumped into the vacancy on ``source`` (both ``[T, 1]``,
-        ``digits`` the state after the jump)."""
-        src, tgt = source.cpu().numpy()[:, 0], target.cpu().numpy()[:, 0]
-        moved = digits.gather(1, source).cpu().numpy()[:, 0]
+    def jumped(self, source: np.ndarray, target: np.ndarray, digits: np.ndarray) -> None:
+        """Update the keys after the atom on ``target`` jumped into the vacancy on ``source`` (both (T,);
+        ``digits`` (T, n_sites), the state after the jump)."""
+        moved = digits[np.arange(len(source)), source]
         w = self._words
-        self._keys ^= w[src, 0] ^ w[src, moved] ^ w[tgt, moved] ^ w[tgt, 0]
+        self._keys ^= w[source, 0] ^ w[source, moved] ^ w[target, moved] ^ w[target, 0]
 
-    def get(self) -> Tensor | None:
-        """The barriers of the current states if every trajectory's state is known, else None."""
-        self.lookups += 1
-        key = tuple(self._keys.tolist())
-        e = self._table.get(key)
-        if e is not None:
-            self._table.move_to_end(key)
-            self.hits += 1
-        return e
+    def lookup(self, out: np.ndarray) -> np.ndarray:
+        """Copy the barriers of every trajectory whose current state is known into ``out`` (T, z); returns the
+        trajectories whose state is not (int64, ascending)."""
+        missing = []
+        for t, (key, table) in enumerate(zip(self._keys.tolist(), self._tables)):
+            e = table.get(key)
+            if e is None:
+                missing.append(t)
+            else:
+                table.move_to_end(key)
+                out[t] = e
+        self.lookups += len(self._tables)
+        self.hits += len(self._tables) - len(missing)
+        return np.asarray(missing, dtype=np.int64)
 
-    def put(self, barriers: Tensor) -> None:
-        """Remember the barriers ``[T, z]`` of the current states."""
-        self._table[tuple(self._keys.tolist())] = barriers
-        if len(self._table) > self.size:
-            self._table.popitem(last=False)
+    def store(self, rows: np.ndarray, barriers: np.ndarray) -> None:
+        """Remember the barriers ``barriers[t]`` (T, z) of the current states of the trajectories ``rows``."""
+        keys = self._keys
+        for t in np.asarray(rows).tolist():
+            table = self._tables[t]
+            table[int(keys[t])] = barriers[t].copy()
+            if len(table) > self.size:
+                table.popitem(last=False)

@@ -40,6 +40,7 @@ from dbkmc.detailed_balance.lattice_aev import LatticeAEV
 from dbkmc.detailed_balance.models import Ensemble, KRAModel
 from dbkmc.detailed_balance.site_descriptors import SiteDescriptors, shell_offsets
 from dbkmc.kmc.rates.detailed_balance import StackedEnergy, build_detailed_balance
+from dbkmc.kmc.rates.extensive_fast import CompiledStep
 from dbkmc.kmc.rates.hop_descriptors import HopDescriptors
 
 _CHUNK = 4096
@@ -107,7 +108,8 @@ class ExtensiveRateModel:
     has_energy = True
 
     def __init__(self, energy: Ensemble, descriptors: SiteDescriptors, kra: Ensemble, params: AEVParams,
-                 lattice: Lattice, species: Sequence[str], device: torch.device | str = "cpu") -> None:
+                 lattice: Lattice, species: Sequence[str], device: torch.device | str = "cpu",
+                 compiled: bool = True) -> None:
         if energy.kind != "M_EXT":
             raise ValueError(f"kmc.rate_model.energy: need an M_EXT ensemble, got {energy.kind}")
         if kra.kind != "KRA":
@@ -148,6 +150,8 @@ class ExtensiveRateModel:
         self._g: Tensor | None = None
         self._eps: Tensor | None = None
         self._stash: tuple[Tensor, ...] | None = None
+        # one trajectory, one vacancy, CPU: the compiled step (dbkmc.kmc.rates.extensive_fast)
+        self._compiled = CompiledStep(self) if compiled and self.device.type == "cpu" else None
 
     def _reach_energy(self) -> float:
         """Angstrom: the farthest site (from v) whose digit enters a barrier through dE."""
@@ -165,6 +169,15 @@ class ExtensiveRateModel:
         return e_kra + 0.5 * d_e
 
     @torch.no_grad()
+    def barriers_rows(self, digits: Tensor, vacancies: Tensor, rows: np.ndarray) -> Tensor:
+        """(R, 1, z) barriers of the trajectories ``rows`` only, for an engine that knows the others' (its state
+        memo): the compiled CPU path evaluates just those; the tensor path evaluates all and selects."""
+        if self._compiled is not None and vacancies.shape[1] == 1:
+            e_kra, d_e = self._compiled.terms(digits.long(), vacancies.long(), rows)
+            return (e_kra + 0.5 * d_e).unsqueeze(1)
+        return self.barriers(digits, vacancies)[torch.as_tensor(rows, device=self.device)]
+
+    @torch.no_grad()
     def energy(self, digits: Tensor) -> Tensor:
         """(T, n_sites) digits -> (T,) whole-cell energy ``sum_i eps(G_i) + sum_s mu_s N_s`` (eV), from scratch."""
         d = digits.to(self.device).long()
@@ -179,6 +192,9 @@ class ExtensiveRateModel:
         """``(E_KRA, dE)``, each (T, m, z)."""
         d = digits.to(self.device).long()
         vac = vacancies.to(self.device).long()
+        if self._compiled is not None and vac.shape[1] == 1:
+            e_kra, d_e = self._compiled.terms(d, vac)
+            return e_kra.unsqueeze(1), d_e.unsqueeze(1)
         return self.kra_energies(d, vac), self.energy_changes(d, vac)
 
     @torch.no_grad()
@@ -193,6 +209,8 @@ class ExtensiveRateModel:
     @torch.no_grad()
     def energy_changes(self, d: Tensor, vac: Tensor) -> Tensor:
         """dE = E(B) - E(A) (T, m, z) of every path, from the cached site terms and the window updates."""
+        if self._compiled is not None:
+            self._compiled.forget()
         self._sync(d, vac)
         t, m = vac.shape
         win = self.desc.path_windows(vac)                                                 # (T, m, z, M)
@@ -219,6 +237,8 @@ class ExtensiveRateModel:
         self._g = self._describe_all(d, torch.float32)     # counts: exact in float32, half the memory
         self._eps = self.site_energy(d.reshape(-1), self._g.reshape(-1, self._g.shape[-1])).view(d.shape)
         self._stash = None
+        if getattr(self, "_compiled", None) is not None:
+            self._compiled.forget()
 
     def _sync(self, d: Tensor, vac: Tensor) -> None:
         """Make the cache exact on every site the barriers of ``vac`` read (see the module docstring)."""
@@ -275,7 +295,8 @@ class ExtensiveRateModel:
 
 
 def load_extensive(energy_dir: str, kra_dir: str, lattice: Lattice, species: Sequence[str],
-                   device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> ExtensiveRateModel:
+                   device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                   compiled: bool = True) -> ExtensiveRateModel:
     """The rate model from the model stage's folders ``.../models/M_EXT`` and ``.../models/KRA``.
 
     The site energies run in ``dtype``: float32, the members' training precision, by default (about twice as
@@ -291,7 +312,8 @@ def load_extensive(energy_dir: str, kra_dir: str, lattice: Lattice, species: Seq
             raise ValueError(f"kmc.rate_model.{name}: model species {list(names)} do not match "
                              f"the structure's {list(species)}")
     energy = Ensemble([m.to(dtype) for m in ext.members])
-    return ExtensiveRateModel(energy, ext.descriptors(lattice), kra.ensemble, kra.params, lattice, species, device)
+    return ExtensiveRateModel(energy, ext.descriptors(lattice), kra.ensemble, kra.params, lattice, species, device,
+                              compiled)
 
 
 def build_detailed_balance_rates(spec: Mapping[str, Any], lattice: Lattice, species: tuple[str, ...],
