@@ -2,8 +2,8 @@ r"""Compiled index work of one M_EXT + KRA kMC step (one trajectory, one vacancy
 
 The tensor code of :mod:`dbkmc.kmc.rates.extensive_db` serves every device and any batch, but for one
 trajectory on a CPU core its ~300 small tensor operations per jump cost more than the networks. These
-functions do the same integer work in compiled loops, on numpy views of the model's caches; only the
-matrix products of the networks stay in torch. Every function is pure array code (inputs in, outputs
+functions do the same work in compiled loops, on numpy views of the model's caches (see
+:mod:`dbkmc.kmc.rates.extensive_fast` for the step they make up); only the networks stay in torch. Every function is pure array code (inputs in, outputs
 written into the given buffers); the tables are those of the tensor path
 (:class:`~dbkmc.kmc.rates.hop_descriptors.HopDescriptors`, :class:`~dbkmc.detailed_balance.site_descriptors.SiteDescriptors`,
 :class:`~dbkmc.detailed_balance.lattice_aev.LatticeAEV`), so both paths give the same numbers up to the order
@@ -25,33 +25,58 @@ def _site(hc, grid, period, v, dx, dy, dz):
 
 
 @njit(cache=True)
-def write_back(digits, mirror, g, eps, wins, g_b, eps_b, stash):
-    """:func:`write_back_one` for every trajectory t with a recorded last call (``stash[t]``: its vacancy, or
-    -1); all arrays carry the trajectory first. Clears ``stash``."""
+def write_back(digits, mirror, g, hs, eps, stash, wins, r_b, eps_b, hc, grid, period, offsets, u_hop, rad_slot,
+               rad_c0, rad_v, rad_on, tri_slot, tri_base, j_u, l_u, tri_on, colmap, c):
+    """For every trajectory t with a recorded last call (``stash[t]``: its vacancy v, or -1): if ``digits[t]``
+    is ``mirror[t]`` after one of the jumps of v evaluated then, take that path's state B into the cache: the
+    digits of v and h, G(B) = G(A) + delta in place, the kept hashes ``r_b`` and energies ``eps_b`` of its
+    window. Clears ``stash``."""
+    n_u = offsets.shape[0]
+    ch_a = np.empty(n_u, dtype=np.int64)
+    ch_b = np.empty(n_u, dtype=np.int64)
     for t in range(stash.shape[0]):
-        if stash[t] >= 0:
-            write_back_one(digits[t], mirror[t], g[t], eps[t], wins[t], g_b[t], eps_b[t], stash[t])
-            stash[t] = -1
+        v = stash[t]
+        stash[t] = -1
+        if v < 0:
+            continue
+        d, mir = digits[t], mirror[t]
+        for k in range(wins.shape[1]):
+            h = wins[t, k, 1]
+            was = mir[h]
+            if not (mir[v] == 0 and was != 0 and d[h] == 0 and d[v] == was):
+                continue
+            moving = _channels(mir, v, hc, grid, period, offsets, u_hop, k, ch_a, ch_b)
+            gt = g[t]
+            for i in range(rad_slot.shape[1]):
+                if rad_on[k, i]:
+                    s = wins[t, k, rad_slot[k, i]]
+                    gt[s, rad_c0[k, i] + rad_v[k, i] * moving] += 1.0
+                    gt[s, rad_c0[k, i] + (1 - rad_v[k, i]) * moving] -= 1.0
+            for i in range(tri_slot.shape[1]):
+                if tri_on[k, i]:
+                    s = wins[t, k, tri_slot[k, i]]
+                    gt[s, colmap[tri_base[k, i] + ch_b[j_u[k, i]] * c + ch_b[l_u[k, i]]]] += 1.0
+                    gt[s, colmap[tri_base[k, i] + ch_a[j_u[k, i]] * c + ch_a[l_u[k, i]]]] -= 1.0
+            for j in range(wins.shape[2]):
+                s = wins[t, k, j]
+                hs[t, s, 0], hs[t, s, 1] = r_b[t, k, j, 0], r_b[t, k, j, 1]
+                eps[t, s] = eps_b[t, k, j]
+            mir[v] = d[v]
+            mir[h] = 0
+            break
 
 
-@njit(cache=True)
-def write_back_one(digits, mirror, g, eps, wins, g_b, eps_b, v):
-    """If ``digits`` is the state ``mirror`` after one of the jumps of vacancy ``v`` evaluated last (windows
-    ``wins`` (z, M), their ``G(B)`` and ``eps(B)``), take that path's G(B), eps(B) into the cache; returns the
-    path, or -1."""
-    for k in range(wins.shape[0]):
-        h = wins[k, 1]
-        was = mirror[h]
-        if mirror[v] == 0 and was != 0 and digits[h] == 0 and digits[v] == was:
-            mirror[v] = digits[v]
-            mirror[h] = 0
-            for j in range(wins.shape[1]):
-                s = wins[k, j]
-                for f in range(g.shape[1]):
-                    g[s, f] = g_b[k, j, f]
-                eps[s] = eps_b[k, j]
-            return k
-    return -1
+@njit(cache=True, inline="always")
+def _channels(digits, v, hc, grid, period, offsets, u_hop, k, ch_a, ch_b):
+    """Digits at ``v + offsets`` in A (``ch_a``) and after the jump along path k (``ch_b``); returns the
+    jumping atom's digit."""
+    for u in range(offsets.shape[0]):
+        ch_a[u] = digits[_site(hc, grid, period, v, offsets[u, 0], offsets[u, 1], offsets[u, 2])]
+    moving = ch_a[u_hop[k]]
+    ch_b[:] = ch_a
+    ch_b[0] = moving
+    ch_b[u_hop[k]] = 0
+    return moving
 
 
 @njit(cache=True)
@@ -107,55 +132,96 @@ def describe(digits, sites, n, hc, grid, period, rad_off, rad_code, tri_off, pm,
 
 
 @njit(cache=True)
-def window_inputs(digits, rows, vacs, g, eps, hc, grid, period, win_rel, offsets, u_hop, rad_col, rad_v, rad_on,
-                  tri_row, tri_base, j_u, l_u, tri_on, colmap, c, wins, g_b, spec_b, eps_a):
-    """:func:`window_inputs_one` for trajectories ``rows`` with vacancies ``vacs`` (arrays: trajectory first)."""
-    for i in range(rows.shape[0]):
-        t = rows[i]
-        window_inputs_one(digits[t], vacs[i], g[t], eps[t], hc, grid, period, win_rel, offsets, u_hop, rad_col,
-                          rad_v, rad_on, tri_row, tri_base, j_u, l_u, tri_on, colmap, c, wins[t], g_b[t],
-                          g_b[t].reshape(-1), spec_b[t], eps_a[t])
+def window_keys(digits, rows, vacs, hs, eps, hc, grid, period, win_rel, offsets, u_hop, rad_slot, rad_c0, rad_v,
+                rad_on, tri_slot, tri_base, j_u, l_u, tri_on, colmap, c, words, wins, spec_b, r_b, eps_a):
+    """For every path of the vacancies ``vacs`` of trajectories ``rows`` (arrays carry the trajectory first):
+    the window sites ``wins`` (z, M), the digits of B on them ``spec_b``, the sum of the current site energies
+    over each window ``eps_a``, and the hash sums ``r_b`` (z, M, 2) of G(B) = G(A) + delta.
 
-
-@njit(cache=True)
-def window_inputs_one(digits, v, g, eps, hc, grid, period, win_rel, offsets, u_hop, rad_col, rad_v, rad_on, tri_row,
-                  tri_base, j_u, l_u, tri_on, colmap, c, wins, g_b, g_b_flat, spec_b, eps_a):
-    """The inputs of dE for every path of vacancy ``v`` (``HopDescriptors.delta`` plus the gathers).
-
-    Writes the window sites ``wins`` (z, M), ``G(B) = G(A) + delta`` ``g_b`` (z, M, D), the digits of B on
-    the windows ``spec_b`` (z, M) and the sum of the current site energies over each window ``eps_a`` (z,);
-    ``g_b_flat`` is ``g_b`` as one flat view (the tables hold flat slot * D + column indices)."""
-    z, big_m = wins.shape
-    dim = g.shape[1]
+    The hash sum of a descriptor is linear, ``sum_f G_f w_f`` (mod 2^64), so that of G(B) is the cached
+    ``hs`` of G(A) plus the words of the columns the jump adds and minus those it removes
+    (``HopDescriptors.delta``, term by term); no G(B) is formed here."""
     n_u = offsets.shape[0]
     ch_a = np.empty(n_u, dtype=np.int64)
     ch_b = np.empty(n_u, dtype=np.int64)
-    for u in range(n_u):
-        ch_a[u] = digits[_site(hc, grid, period, v, offsets[u, 0], offsets[u, 1], offsets[u, 2])]
-    for k in range(z):
-        moving = ch_a[u_hop[k]]
-        ch_b[:] = ch_a
-        ch_b[0] = moving
-        ch_b[u_hop[k]] = 0
-        total = 0.0
-        for j in range(big_m):
-            s = _site(hc, grid, period, v, win_rel[k, j, 0], win_rel[k, j, 1], win_rel[k, j, 2])
-            wins[k, j] = s
-            for f in range(dim):
-                g_b[k, j, f] = g[s, f]
-            total += eps[s]
-            spec_b[k, j] = moving if j == 0 else (0 if j == 1 else digits[s])
-        eps_a[k] = total
-        base = k * big_m * dim
-        for i in range(rad_col.shape[1]):
-            if rad_on[k, i]:
-                g_b_flat[base + rad_col[k, i] + rad_v[k, i] * moving] += 1.0
-                g_b_flat[base + rad_col[k, i] + (1 - rad_v[k, i]) * moving] -= 1.0
-        for i in range(tri_row.shape[1]):
-            if tri_on[k, i]:
-                row = base + tri_row[k, i]
-                g_b_flat[row + colmap[tri_base[k, i] + ch_b[j_u[k, i]] * c + ch_b[l_u[k, i]]]] += 1.0
-                g_b_flat[row + colmap[tri_base[k, i] + ch_a[j_u[k, i]] * c + ch_a[l_u[k, i]]]] -= 1.0
+    z, big_m = win_rel.shape[0], win_rel.shape[1]
+    for i in range(rows.shape[0]):
+        t, v = rows[i], vacs[i]
+        d = digits[t]
+        for k in range(z):
+            moving = _channels(d, v, hc, grid, period, offsets, u_hop, k, ch_a, ch_b)
+            total = 0.0
+            for j in range(big_m):
+                s = _site(hc, grid, period, v, win_rel[k, j, 0], win_rel[k, j, 1], win_rel[k, j, 2])
+                wins[t, k, j] = s
+                r_b[t, k, j, 0], r_b[t, k, j, 1] = hs[t, s, 0], hs[t, s, 1]
+                total += eps[t, s]
+                spec_b[t, k, j] = moving if j == 0 else (0 if j == 1 else d[s])
+            eps_a[t, k] = total
+            for e in range(rad_slot.shape[1]):
+                if rad_on[k, e]:
+                    j = rad_slot[k, e]
+                    gain = rad_c0[k, e] + rad_v[k, e] * moving
+                    loss = rad_c0[k, e] + (1 - rad_v[k, e]) * moving
+                    r_b[t, k, j, 0] += words[0, gain] - words[0, loss]
+                    r_b[t, k, j, 1] += words[1, gain] - words[1, loss]
+            for e in range(tri_slot.shape[1]):
+                if tri_on[k, e]:
+                    j = tri_slot[k, e]
+                    gain = colmap[tri_base[k, e] + ch_b[j_u[k, e]] * c + ch_b[l_u[k, e]]]
+                    loss = colmap[tri_base[k, e] + ch_a[j_u[k, e]] * c + ch_a[l_u[k, e]]]
+                    r_b[t, k, j, 0] += words[0, gain] - words[0, loss]
+                    r_b[t, k, j, 1] += words[1, gain] - words[1, loss]
+
+
+@njit(cache=True)
+def window_rows(digits, rows, vacs, g, hc, grid, period, offsets, u_hop, rad_ptr, rad_c0, rad_v, tri_ptr, tri_base,
+                j_u, l_u, colmap, c, n_species, wins, spec_b, hashes, counts, x, order):
+    """G(B) = G(A) + delta of the window slots :func:`lookup_keys` did not find (``hashes[.., 0] != 0``; flat
+    over (trajectory, path, slot)), written into ``x`` grouped by species (``counts`` per species; ``order``
+    each row's flat slot). The delta terms of path k and slot j are ``rad_ptr[k, j]:rad_ptr[k, j + 1]`` of
+    the radial and ``tri_ptr[k, j]:...`` of the triplet tables (sorted by slot)."""
+    n_u = offsets.shape[0]
+    ch_a = np.empty(n_u, dtype=np.int64)
+    ch_b = np.empty(n_u, dtype=np.int64)
+    z, big_m = wins.shape[1], wins.shape[2]
+    start = np.zeros(n_species, dtype=np.int64)
+    for s in range(1, n_species):
+        start[s] = start[s - 1] + counts[s - 1]
+    for i in range(rows.shape[0]):
+        t, v = rows[i], vacs[i]
+        for k in range(z):
+            base = (t * z + k) * big_m
+            moving = -1
+            for j in range(big_m):
+                if hashes[base + j, 0] == 0:
+                    continue
+                if moving < 0:
+                    moving = _channels(digits[t], v, hc, grid, period, offsets, u_hop, k, ch_a, ch_b)
+                sp = spec_b[t, k, j] - 1
+                r = start[sp]
+                start[sp] += 1
+                order[r] = base + j
+                x[r, :] = g[t, wins[t, k, j]]
+                for e in range(rad_ptr[k, j], rad_ptr[k, j + 1]):
+                    x[r, rad_c0[k, e] + rad_v[k, e] * moving] += 1.0
+                    x[r, rad_c0[k, e] + (1 - rad_v[k, e]) * moving] -= 1.0
+                for e in range(tri_ptr[k, j], tri_ptr[k, j + 1]):
+                    x[r, colmap[tri_base[k, e] + ch_b[j_u[k, e]] * c + ch_b[l_u[k, e]]]] += 1.0
+                    x[r, colmap[tri_base[k, e] + ch_a[j_u[k, e]] * c + ch_a[l_u[k, e]]]] -= 1.0
+
+
+@njit(cache=True)
+def row_hashes(rows, n, words, out):
+    """The hash sums ``sum_f G_f w_f`` (mod 2^64) of the first ``n`` G ``rows`` into ``out`` (n, 2)."""
+    for i in range(n):
+        h1 = np.uint64(0)
+        h2 = np.uint64(0)
+        for f in range(rows.shape[1]):
+            u = np.uint64(np.int64(rows[i, f]))
+            h1 += u * words[0, f]
+            h2 += u * words[1, f]
+        out[i, 0], out[i, 1] = h1, h2
 
 
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
@@ -170,35 +236,36 @@ def _mix(h):
 
 
 @njit(cache=True)
-def lookup_rows(rows, spec, idx, words, keys, vals, n_species, x, order, counts, hashes, out):
-    """Site energies of the ``rows`` (G, (N, D)) listed in ``idx``, with digits ``spec``, from the site-energy table.
-
-    Two 64-bit hashes of (digit, G), ``mix(sum_f G_f w_f + digit)`` with random odd 64-bit words ``words``
-    (2, D), key a direct-mapped table (``keys`` (cap, 2) uint64, ``vals`` (cap,)); a
-    found row's energy goes to ``out``, a vacant one's is 0, every other row is copied into ``x`` grouped by
-    species (``counts`` per species; ``order`` its row index) for the networks. ``hashes`` (N, 2) keeps the
-    keys for :func:`store_rows`. Returns the number of rows to evaluate."""
-    dim = rows.shape[1]
+def lookup_keys(r, spec, idx, keys, vals, n_species, counts, hashes, out):
+    """Site energies of the entries ``idx`` (flat) with digits ``spec`` and hash sums ``r`` (N, 2) from the
+    site-energy table: the keys ``mix(r_1 + digit)``, ``mix(r_2 + digit * gold)`` index a direct-mapped table
+    (``keys`` (cap, 2) uint64, ``vals`` (cap,)). A found entry's energy goes to ``out``, a vacant one's is 0;
+    every other entry keeps its keys in ``hashes`` (else 0) and counts for its species. Returns how many, and
+    how many entries are occupied."""
     mask = np.uint64(keys.shape[0] - 1)
     counts[:] = 0
+    occupied = 0
     for i in idx:
         out[i] = 0.0
         hashes[i, 0] = 0
         if spec[i] <= 0:
             continue
-        h1 = np.uint64(spec[i])
-        h2 = np.uint64(spec[i]) * _GOLD
-        for f in range(dim):
-            u = np.uint64(np.int64(rows[i, f]))
-            h1 += u * words[0, f]
-            h2 += u * words[1, f]
-        h1, h2 = _mix(h1) | np.uint64(1), _mix(h2)
+        occupied += 1
+        h1 = _mix(r[i, 0] + np.uint64(spec[i])) | np.uint64(1)
+        h2 = _mix(r[i, 1] + np.uint64(spec[i]) * _GOLD)
         slot = h1 & mask
         if keys[slot, 0] == h1 and keys[slot, 1] == h2:
             out[i] = vals[slot]
             continue
         hashes[i, 0], hashes[i, 1] = h1, h2
         counts[spec[i] - 1] += 1
+    return counts.sum(), occupied
+
+
+@njit(cache=True)
+def gather_rows(rows, spec, idx, hashes, counts, n_species, x, order):
+    """Copy the G ``rows`` of the entries ``idx`` that :func:`lookup_keys` did not find into ``x``, grouped by
+    species (``order``: each row's entry)."""
     start = np.zeros(n_species, dtype=np.int64)
     for s in range(1, n_species):
         start[s] = start[s - 1] + counts[s - 1]
@@ -208,9 +275,7 @@ def lookup_rows(rows, spec, idx, words, keys, vals, n_species, x, order, counts,
         r = start[spec[i] - 1]
         start[spec[i] - 1] += 1
         order[r] = i
-        for f in range(dim):
-            x[r, f] = rows[i, f]
-    return counts.sum()
+        x[r, :] = rows[i]
 
 
 @njit(cache=True)
@@ -238,58 +303,108 @@ def energy_changes(rows, eps_a, eps_b, d_e):
 
 
 @njit(cache=True)
-def tw_occupations(digits, rows, vacs, hc, grid, period, tw_off, jumps, radial, ang_index, changed, n_species, xa, xb,
-                   e_a, d_c, f_a, f_b):
-    """:func:`tw_occupations_one` for trajectories ``rows`` (vacancies ``vacs``); the outputs of the i-th go to
-    the i-th block of z paths."""
-    z = tw_off.shape[0]
-    zs = z * n_species
+def tw_occupations(digits, rows, vacs, hc, grid, period, tw_off, jumps, radial, ang_index, changed, n_species, words,
+                   keys, vals, out, idx, hashes, xa, xb, d_c, f_a, f_b):
+    """The occupations of the transition-wise windows of every path of the vacancies ``vacs`` of trajectories
+    ``rows`` (``LatticeAEV``, turned slot order), and what needs no matrix product.
+
+    E_KRA is a function of the digits on the window's slots in A and B, so a path whose two slot sequences were
+    seen before takes its E_KRA from the table (two 64-bit hashes with the random ``words`` (2, 2, M_T) key a
+    direct-mapped table ``keys``/``vals``) into ``out`` (R z,). For the m other paths, listed in ``idx`` (their
+    rows of ``out``; ``hashes`` keeps their keys for :func:`store_rows`), rows 0..m-1 get: the element (0-based;
+    -1 for a hole) of every angular slot in A and B, ``xa``/``xb`` (m, M_A); B - A of the one-hot rows on the
+    ``changed`` slots (where the jump sites fall) ``d_c`` (m S, C); and the radial parts
+    ``sum_j e_X[j] R[j, m]`` of A and B, ``f_a``/``f_b`` (m, D). Returns m."""
+    z, m_t = tw_off.shape[0], tw_off.shape[1]
+    n_r, m_a = radial.shape[1], ang_index.shape[0]
+    mask = np.uint64(keys.shape[0] - 1)
+    spec_a = np.empty(m_t, dtype=np.int64)
+    spec_b = np.empty(m_t, dtype=np.int64)
+    m = 0
     for i in range(rows.shape[0]):
-        tw_occupations_one(digits[rows[i]], vacs[i], hc, grid, period, tw_off, jumps, radial, ang_index, changed,
-                           n_species, xa[i * z:(i + 1) * z], xb[i * z:(i + 1) * z], e_a[i * zs:(i + 1) * zs],
-                           d_c[i * zs:(i + 1) * zs], f_a[i * z:(i + 1) * z], f_b[i * z:(i + 1) * z])
+        dig, v = digits[rows[i]], vacs[i]
+        for k in range(z):
+            h = _site(hc, grid, period, v, jumps[k, 0], jumps[k, 1], jumps[k, 2])
+            moving = dig[h]
+            h1 = np.uint64(0)
+            h2 = np.uint64(0)
+            for j in range(m_t):
+                s = _site(hc, grid, period, v, tw_off[k, j, 0], tw_off[k, j, 1], tw_off[k, j, 2])
+                spec_a[j] = dig[s]
+                spec_b[j] = moving if s == v else (0 if s == h else dig[s])
+                h1 += np.uint64(spec_a[j]) * words[0, 0, j] + np.uint64(spec_b[j]) * words[0, 1, j]
+                h2 += np.uint64(spec_a[j]) * words[1, 0, j] + np.uint64(spec_b[j]) * words[1, 1, j]
+            h1, h2 = _mix(h1) | np.uint64(1), _mix(h2)
+            slot = h1 & mask
+            if keys[slot, 0] == h1 and keys[slot, 1] == h2:
+                out[i * z + k] = vals[slot]
+                continue
+            idx[m] = i * z + k
+            hashes[i * z + k, 0], hashes[i * z + k, 1] = h1, h2
+            f_a[m] = 0.0
+            f_b[m] = 0.0
+            for j in range(m_t):
+                if spec_a[j] > 0:
+                    base = (spec_a[j] - 1) * n_r
+                    for f in range(n_r):
+                        f_a[m, base + f] += radial[j, f]
+                if spec_b[j] > 0:
+                    base = (spec_b[j] - 1) * n_r
+                    for f in range(n_r):
+                        f_b[m, base + f] += radial[j, f]
+            for a in range(m_a):
+                xa[m, a] = spec_a[ang_index[a]] - 1
+                xb[m, a] = spec_b[ang_index[a]] - 1
+            for c in range(changed.shape[0]):
+                a = changed[c]
+                for x in range(n_species):
+                    d_c[m * n_species + x, c] = (1.0 if xb[m, a] == x else 0.0) - (1.0 if xa[m, a] == x else 0.0)
+            m += 1
+    return m
 
 
 @njit(cache=True)
-def tw_occupations_one(digits, v, hc, grid, period, tw_off, jumps, radial, ang_index, changed, n_species, xa, xb, e_a,
-                   d_c, f_a, f_b):
-    """The occupations of the transition-wise windows of every path of vacancy ``v`` (``LatticeAEV``, turned
-    slot order), and what needs no matrix product.
+def tw_inner(xa, m, w, w_total, changed, d_c, n_species, inner_a, inner_b):
+    """The angular maps ``inner = one-hot @ W`` (m S, M_A n_A) of the first m paths, A and B, without a GEMM.
 
-    Writes the element (0-based; -1 for a hole) of every angular slot in A and B, ``xa``/``xb`` (z, M_A); the
-    one-hot rows of A ``e_a`` (z S, M_A); B - A on the ``changed`` slots (where the jump sites fall)
-    ``d_c`` (z S, C); and the radial parts ``sum_j e_X[j] R[j, m]`` of A and B into ``f_a``/``f_b`` (z, D)."""
-    z, m_t = tw_off.shape[0], tw_off.shape[1]
-    n_r, m_a = radial.shape[1], ang_index.shape[0]
-    spec_a = np.empty(m_t, dtype=np.int64)
-    spec_b = np.empty(m_t, dtype=np.int64)
-    e_a[:] = 0.0
-    f_a[:] = 0.0
-    f_b[:] = 0.0
-    for k in range(z):
-        h = _site(hc, grid, period, v, jumps[k, 0], jumps[k, 1], jumps[k, 2])
-        moving = digits[h]
-        for j in range(m_t):
-            s = _site(hc, grid, period, v, tw_off[k, j, 0], tw_off[k, j, 1], tw_off[k, j, 2])
-            spec_a[j] = digits[s]
-            spec_b[j] = moving if s == v else (0 if s == h else digits[s])
-            if spec_a[j] > 0:
-                base = (spec_a[j] - 1) * n_r
-                for f in range(n_r):
-                    f_a[k, base + f] += radial[j, f]
-            if spec_b[j] > 0:
-                base = (spec_b[j] - 1) * n_r
-                for f in range(n_r):
-                    f_b[k, base + f] += radial[j, f]
+    A one-hot row picks the rows of W (``w`` (M_A, M_A n_A)) of the slots that hold its element: the row of
+    the last element is ``w_total`` (the sum of all rows) minus the holes' rows minus the other elements'
+    rows, so only S - 1 elements are summed. B is A plus ``d_c`` times the rows of the ``changed`` slots."""
+    m_a, width = w.shape
+    last = n_species - 1
+    for k in range(m):
+        r0 = k * n_species
+        for y in range(last):
+            inner_a[r0 + y, :] = 0.0
+        inner_a[r0 + last, :] = w_total
         for a in range(m_a):
-            xa[k, a] = spec_a[ang_index[a]] - 1
-            xb[k, a] = spec_b[ang_index[a]] - 1
-            if xa[k, a] >= 0:
-                e_a[k * n_species + xa[k, a], a] = 1.0
-        for i in range(changed.shape[0]):
-            a = changed[i]
-            for x in range(n_species):
-                d_c[k * n_species + x, i] = (1.0 if xb[k, a] == x else 0.0) - (1.0 if xa[k, a] == x else 0.0)
+            y = xa[k, a]
+            if y < 0:
+                _sub_row(inner_a[r0 + last], w[a])
+            elif y < last:
+                _add_row(inner_a[r0 + y], w[a])
+        for y in range(last):
+            _sub_row(inner_a[r0 + last], inner_a[r0 + y])
+        for y in range(n_species):
+            inner_b[r0 + y, :] = inner_a[r0 + y]
+            for c in range(changed.shape[0]):
+                dd = d_c[r0 + y, c]
+                if dd > 0.0:
+                    _add_row(inner_b[r0 + y], w[changed[c]])
+                elif dd < 0.0:
+                    _sub_row(inner_b[r0 + y], w[changed[c]])
+
+
+@njit(cache=True, inline="always")
+def _add_row(dst, src):
+    for f in range(dst.shape[0]):
+        dst[f] += src[f]
+
+
+@njit(cache=True, inline="always")
+def _sub_row(dst, src):
+    for f in range(dst.shape[0]):
+        dst[f] -= src[f]
 
 
 @njit(cache=True)
