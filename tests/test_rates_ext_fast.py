@@ -77,7 +77,8 @@ def test_compiled_jump_equals_the_tensor_jump() -> None:
     d_torch = digits.clone()
     target = kernel.jump_one(d_torch, vac.clone(), e, -beta, u, nbr, z)
     d_np, v_np = digits.numpy().copy(), vac.numpy()[:, 0].copy()
-    step_kernels.jump(d_np, v_np, e.numpy(), (-beta[:, 0]).numpy(), u[:, 0].numpy(), nbr.numpy(), z)
+    step_kernels.jump(d_np, v_np, e.numpy(), (-beta[:, 0]).numpy(), u[:, 0].numpy(), nbr.numpy(), z,
+                      np.zeros((0, 1), np.int64), v_np)
     np.testing.assert_array_equal(v_np, target[:, 0].numpy())
     np.testing.assert_array_equal(d_np, d_torch.numpy())
 

@@ -72,10 +72,13 @@ class KMC:
     Python (``fused=False``, same numbers); with one vacancy otherwise the model's
     ``barriers_local`` (a :class:`~dbkmc.kmc.rates.base.LocalRateModel`) or ``barriers``
     is called each step; with several vacancies the masked loop with local barrier
-    updates runs. ``cache``: entries of the exact barrier cache: on the local-MLP path the last
-    ``cache`` stencil neighbourhoods per trajectory; for one trajectory with one vacancy and any other
-    model the last ``cache`` whole-cell states (:class:`~dbkmc.kmc.memo.StateMemo`); ``cache_hits``
-    counts the steps it served.
+    updates runs. On the CPU the one-vacancy loop jumps with :func:`dbkmc.kmc.step_kernels.jump`
+    (compiled; the same choice as :func:`dbkmc.kmc.kernel.jump_one`). ``cache``: entries of the exact
+    barrier cache: on the local-MLP path the last ``cache`` stencil neighbourhoods per trajectory; with
+    one vacancy and any other model, on the CPU, the last ``cache`` whole-cell states of each trajectory
+    (:class:`~dbkmc.kmc.memo.StateMemo`), for one trajectory, or for a batch when the model can evaluate
+    a subset of its trajectories (``barriers_rows``); ``cache_hits`` counts the trajectory steps it
+    served.
     """
 
     def __init__(self, model: RateModel, digits: Tensor | np.ndarray, temperatures: Sequence[float],
@@ -294,14 +297,13 @@ class KMC:
         nbeta = (-self.beta[:, 0]).numpy()
         u = u_event.numpy()
         memo = self._memo
+        words, keys = (memo.words, memo.keys) if memo is not None else (np.zeros((0, 1), np.int64), vac)
         for j in range(n):
             hist[j] = e
-            source = vac.copy()
-            step_kernels.jump(digits, vac, e, nbeta, u[:, j], self._nbr_np, z)
+            step_kernels.jump(digits, vac, e, nbeta, u[:, j], self._nbr_np, z, words, keys)
             if memo is None:
                 e = self._compute(vac_t).view(T, z).numpy()
                 continue
-            memo.jumped(source, vac, digits)
             missing = memo.lookup(e)
             self.cache_hits += T - len(missing)
             if len(missing) == T:

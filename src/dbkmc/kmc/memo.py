@@ -52,12 +52,16 @@ class StateMemo:
         self._keys = np.bitwise_xor.reduce(self._words[np.arange(d.shape[1]), d], axis=1)
         self._tables = [OrderedDict() for _ in range(d.shape[0])]
 
-    def jumped(self, source: np.ndarray, target: np.ndarray, digits: np.ndarray) -> None:
-        """Update the keys after the atom on ``target`` jumped into the vacancy on ``source`` (both (T,);
-        ``digits`` (T, n_sites), the state after the jump)."""
-        moved = digits[np.arange(len(source)), source]
-        w = self._words
-        self._keys ^= w[source, 0] ^ w[source, moved] ^ w[target, moved] ^ w[target, 0]
+    @property
+    def words(self) -> np.ndarray:
+        """The Zobrist words (n_sites, n_digits) int64."""
+        return self._words
+
+    @property
+    def keys(self) -> np.ndarray:
+        """The current state keys (T,) int64. The engine's compiled jump (:func:`dbkmc.kmc.step_kernels.jump`)
+        updates them in place: a jump changes two sites, so four XORs of words."""
+        return self._keys
 
     def lookup(self, out: np.ndarray) -> np.ndarray:
         """Copy the barriers of every trajectory whose current state is known into ``out`` (T, z); returns the

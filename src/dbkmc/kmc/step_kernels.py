@@ -14,9 +14,11 @@ from numba import njit
 
 
 @njit(cache=True)
-def jump(digits, vac, e, nbeta, u, nbr, z):
+def jump(digits, vac, e, nbeta, u, nbr, z, words, keys):
     """One jump of each trajectory t: ``digits`` (T, n_sites) and ``vac`` (T,) change in place; ``e`` (T, z)
-    barriers (eV), ``nbeta`` (T,) = -1/k_B T, ``u`` (T,) event uniforms, ``nbr`` the flat neighbour table."""
+    barriers (eV), ``nbeta`` (T,) = -1/k_B T, ``u`` (T,) event uniforms, ``nbr`` the flat neighbour table.
+    With Zobrist ``words`` (n_sites, digits) the state keys ``keys`` (T,) follow the jump (the engine's state
+    memo, :mod:`dbkmc.kmc.memo`); an empty ``words`` skips that."""
     x = np.empty(z, dtype=np.float64)
     cum = np.empty(z, dtype=np.float64)
     for t in range(digits.shape[0]):
@@ -38,6 +40,9 @@ def jump(digits, vac, e, nbeta, u, nbr, z):
             path += 1
         v = vac[t]
         target = nbr[v * z + path]
-        digits[t, v] = digits[t, target]
+        moved = digits[t, target]
+        digits[t, v] = moved
         digits[t, target] = 0
         vac[t] = target
+        if words.shape[0]:
+            keys[t] ^= words[v, 0] ^ words[v, moved] ^ words[target, moved] ^ words[target, 0]
