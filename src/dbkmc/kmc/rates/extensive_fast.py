@@ -105,9 +105,10 @@ class CompiledStep:
         self.tw_off, self.jumps = _np(tw.offsets), np.ascontiguousarray(NN_VECTORS[lat.kind], dtype=np.int64)
         self.tw_radial, self.ang_index = _np(tw.radial), _np(tw.ang_index)
         self.n_a = n_a
-        self.w = _np(tw.angular)                                            # (M_A, M_A n_A)
-        self.w_total = np.ascontiguousarray(tw.angular.double().sum(0).to(tw.angular.dtype).cpu().numpy())
-        self.tw_changed = _np(aev._tw_changed)
+        w3 = tw.angular.double().reshape(tw.angular.shape[0], tw.angular.shape[0], n_a)
+        self.w3 = _np(w3.to(tw.angular.dtype))                              # (M_A, M_A, n_A), symmetric in i, j
+        self.w_col = _np(w3.sum(0).to(tw.angular.dtype))                    # column sums (M_A, n_A)
+        self.w_all = _np(w3.sum((0, 1)).to(tw.angular.dtype))               # (n_A,)
         self.x_dtype = np.float64 if model.site_energy.dtype == torch.float64 else np.float32
         self.f_dtype = _np(tw.angular).dtype
         self.keys = np.zeros((site_cache, 2), np.uint64)
@@ -147,9 +148,6 @@ class CompiledStep:
         self.hashes = np.zeros((n, 2), np.uint64)
         self.slots = np.arange(t * z * m, dtype=np.int64).reshape(t, z * m)
         self.xa, self.xb = np.zeros((t * z, m_a), np.int64), np.zeros((t * z, m_a), np.int64)
-        self.inner_a = np.zeros((t * z * s, self.w.shape[1]), self.f_dtype)
-        self.inner_b = np.zeros_like(self.inner_a)
-        self.d_c = np.zeros((t * z * s, len(self.tw_changed)), self.f_dtype)
         dim = self.model.aev.dim
         self.f_a, self.f_b = np.zeros((t * z, dim), self.f_dtype), np.zeros((t * z, dim), self.f_dtype)
         self.x_kra = np.zeros((t * z, 2 * dim), self.f_dtype)
@@ -213,18 +211,15 @@ class CompiledStep:
         n = len(rows) * self.z
         out = self.e_kra[:n]
         m = kern.tw_occupations(d, rows, vacs, self.hc, self.grid, self.period, self.tw_off, self.jumps,
-                                self.tw_radial, self.ang_index, self.tw_changed, self.n_species, self.kra_words,
+                                self.tw_radial, self.ang_index, self.n_species, self.kra_words,
                                 self.kra_keys, self.kra_vals, out, self.kra_idx, self.kra_hashes, self.xa, self.xb,
-                                self.d_c, self.f_a, self.f_b)
+                                self.f_a, self.f_b)
         self.paths_seen += n
         if not m:
             return out
         self.paths_evaluated += m
-        kern.tw_inner(self.xa, m, self.w, self.w_total, self.tw_changed, self.d_c, self.n_species, self.inner_a,
-                      self.inner_b)
-        shape = (len(self.inner_a), len(self.ang_index), self.n_a)
-        kern.tw_assemble(self.xa[:m], self.xb[:m], self.inner_a.reshape(shape), self.inner_b.reshape(shape),
-                         self.n_species, self.f_a[:m], self.f_b[:m], self.x_kra[:m])
+        kern.tw_features(self.xa, self.xb, m, self.w3, self.w_col, self.w_all, self.n_species, self.f_a, self.f_b,
+                         self.x_kra)
         y = self.model._kra_energy(torch.from_numpy(self.x_kra[:m])).to(torch.float64).numpy()
         kern.store_rows(y, self.kra_idx, m, self.kra_hashes, self.kra_keys, self.kra_vals, out)
         return out

@@ -303,8 +303,8 @@ def energy_changes(rows, eps_a, eps_b, d_e):
 
 
 @njit(cache=True)
-def tw_occupations(digits, rows, vacs, hc, grid, period, tw_off, jumps, radial, ang_index, changed, n_species, words,
-                   keys, vals, out, idx, hashes, xa, xb, d_c, f_a, f_b):
+def tw_occupations(digits, rows, vacs, hc, grid, period, tw_off, jumps, radial, ang_index, n_species, words, keys,
+                   vals, out, idx, hashes, xa, xb, f_a, f_b):
     """The occupations of the transition-wise windows of every path of the vacancies ``vacs`` of trajectories
     ``rows`` (``LatticeAEV``, turned slot order), and what needs no matrix product.
 
@@ -312,8 +312,7 @@ def tw_occupations(digits, rows, vacs, hc, grid, period, tw_off, jumps, radial, 
     seen before takes its E_KRA from the table (two 64-bit hashes with the random ``words`` (2, 2, M_T) key a
     direct-mapped table ``keys``/``vals``) into ``out`` (R z,). For the m other paths, listed in ``idx`` (their
     rows of ``out``; ``hashes`` keeps their keys for :func:`store_rows`), rows 0..m-1 get: the element (0-based;
-    -1 for a hole) of every angular slot in A and B, ``xa``/``xb`` (m, M_A); B - A of the one-hot rows on the
-    ``changed`` slots (where the jump sites fall) ``d_c`` (m S, C); and the radial parts
+    -1 for a hole) of every angular slot in A and B, ``xa``/``xb`` (m, M_A), and the radial parts
     ``sum_j e_X[j] R[j, m]`` of A and B, ``f_a``/``f_b`` (m, D). Returns m."""
     z, m_t = tw_off.shape[0], tw_off.shape[1]
     n_r, m_a = radial.shape[1], ang_index.shape[0]
@@ -355,44 +354,123 @@ def tw_occupations(digits, rows, vacs, hc, grid, period, tw_off, jumps, radial, 
             for a in range(m_a):
                 xa[m, a] = spec_a[ang_index[a]] - 1
                 xb[m, a] = spec_b[ang_index[a]] - 1
-            for c in range(changed.shape[0]):
-                a = changed[c]
-                for x in range(n_species):
-                    d_c[m * n_species + x, c] = (1.0 if xb[m, a] == x else 0.0) - (1.0 if xa[m, a] == x else 0.0)
             m += 1
     return m
 
 
 @njit(cache=True)
-def tw_inner(xa, m, w, w_total, changed, d_c, n_species, inner_a, inner_b):
-    """The angular maps ``inner = one-hot @ W`` (m S, M_A n_A) of the first m paths, A and B, without a GEMM.
+def tw_features(xa, xb, m, w3, w_col, w_all, n_species, f_a, f_b, x):
+    """The KRA input ``[(TW_A + TW_B)/2, |TW_A - TW_B|/2]`` (m, 2 D) of the first m paths from their slot elements
+    ``xa``/``xb`` (-1: hole) and the radial parts already in ``f_a``/``f_b``.
 
-    A one-hot row picks the rows of W (``w`` (M_A, M_A n_A)) of the slots that hold its element: the row of
-    the last element is ``w_total`` (the sum of all rows) minus the holes' rows minus the other elements'
-    rows, so only S - 1 elements are summed. B is A plus ``d_c`` times the rows of the ``changed`` slots."""
-    m_a, width = w.shape
+    The angular part is ``G_q(X, Y) = sum_{i != j} e_Y[i] e_X[j] W[i, j, q]`` for element pairs X <= Y, halved
+    for X = Y (``LatticeAEV``), with the symmetric pair table ``w3`` (M_A, M_A, n_A). Only the pairs of slots
+    holding elements other than the last are summed (each once, ``h[p, q]`` for slot i < j with elements q, p);
+    the sums with the last element follow from the column sums ``w_col`` (M_A, n_A) and the total ``w_all``
+    minus the holes' rows (:func:`_complete`). B's pair sums are A's plus the pairs that touch a slot whose
+    element the jump changes."""
+    m_a, n_a = w3.shape[0], w3.shape[2]
+    dim = f_a.shape[1]
     last = n_species - 1
+    h_a = np.zeros((n_species, n_species, n_a), dtype=w3.dtype)
+    h_b = np.zeros((n_species, n_species, n_a), dtype=w3.dtype)
+    acc = np.zeros((n_species, n_species, n_a), dtype=w3.dtype)
+    slots = np.empty(m_a, dtype=np.int64)
     for k in range(m):
-        r0 = k * n_species
-        for y in range(last):
-            inner_a[r0 + y, :] = 0.0
-        inner_a[r0 + last, :] = w_total
-        for a in range(m_a):
-            y = xa[k, a]
-            if y < 0:
-                _sub_row(inner_a[r0 + last], w[a])
-            elif y < last:
-                _add_row(inner_a[r0 + y], w[a])
-        for y in range(last):
-            _sub_row(inner_a[r0 + last], inner_a[r0 + y])
-        for y in range(n_species):
-            inner_b[r0 + y, :] = inner_a[r0 + y]
-            for c in range(changed.shape[0]):
-                dd = d_c[r0 + y, c]
-                if dd > 0.0:
-                    _add_row(inner_b[r0 + y], w[changed[c]])
-                elif dd < 0.0:
-                    _sub_row(inner_b[r0 + y], w[changed[c]])
+        h_a[:] = 0.0
+        n_l = 0                                      # the slots of elements other than the last, in order
+        for i in range(m_a):                         # (a list: no unpredictable branch in the pair loop)
+            if 0 <= xa[k, i] < last:
+                slots[n_l] = i
+                n_l += 1
+        for a in range(n_l):
+            i = slots[a]
+            q = xa[k, i]
+            for b in range(a + 1, n_l):
+                j = slots[b]
+                p = xa[k, j]
+                for f in range(n_a):
+                    h_a[p, q, f] += w3[i, j, f]
+        h_b[:] = h_a
+        for c in range(m_a):
+            if xa[k, c] == xb[k, c]:
+                continue
+            for j in range(m_a):
+                if j == c or (j < c and xa[k, j] != xb[k, j]):     # a pair of two changed slots: once
+                    continue
+                i0, j0 = (c, j) if c < j else (j, c)
+                q, p = xa[k, i0], xa[k, j0]
+                if 0 <= q < last and 0 <= p < last:
+                    _sub_row(h_b[p, q], w3[i0, j0])
+                q, p = xb[k, i0], xb[k, j0]
+                if 0 <= q < last and 0 <= p < last:
+                    _add_row(h_b[p, q], w3[i0, j0])
+        _complete(h_a, xa[k], w3, w_col, w_all, n_species, acc)
+        _write_angular(acc, n_species, f_a[k])
+        _complete(h_b, xb[k], w3, w_col, w_all, n_species, acc)
+        _write_angular(acc, n_species, f_b[k])
+        for f in range(dim):
+            x[k, f] = 0.5 * (f_a[k, f] + f_b[k, f])
+            x[k, dim + f] = 0.5 * abs(f_a[k, f] - f_b[k, f])
+
+
+@njit(cache=True)
+def _complete(h, xk, w3, w_col, w_all, n_species, acc):
+    """``acc[p, q] = sum_{i != j} [x_i = q] [x_j = p] W[i, j]`` of one window from the once-per-pair sums ``h`` of
+    the elements other than the last: those pairs are ``h + h^T``; an element p's sum over every occupied
+    partner is its slots' column sums minus the holes' rows, which leaves the pairs with the last element;
+    the last with itself is every occupied pair minus the rest."""
+    m_a, n_a = w3.shape[0], w3.shape[2]
+    last = n_species - 1
+    acc[:] = 0.0
+    for p in range(last):
+        for q in range(last):
+            for f in range(n_a):
+                acc[p, q, f] = h[p, q, f] + h[q, p, f]
+    for j in range(m_a):
+        p = xk[j]
+        if p < 0 or p == last:
+            continue
+        for f in range(n_a):
+            acc[p, last, f] += w_col[j, f]
+        for hole in range(m_a):
+            if xk[hole] < 0:
+                for f in range(n_a):
+                    acc[p, last, f] -= w3[hole, j, f]
+    for p in range(last):
+        for q in range(last):
+            for f in range(n_a):
+                acc[p, last, f] -= acc[p, q, f]
+        for f in range(n_a):
+            acc[last, p, f] = acc[p, last, f]
+    for f in range(n_a):
+        acc[last, last, f] = w_all[f]
+    for hole in range(m_a):
+        if xk[hole] < 0:
+            for f in range(n_a):
+                acc[last, last, f] -= 2.0 * w_col[hole, f]
+            for other in range(m_a):
+                if xk[other] < 0:
+                    for f in range(n_a):
+                        acc[last, last, f] += w3[hole, other, f]
+    for p in range(n_species):
+        for q in range(n_species):
+            if p != last or q != last:
+                for f in range(n_a):
+                    acc[last, last, f] -= acc[p, q, f]
+
+
+@njit(cache=True)
+def _write_angular(acc, n_species, out):
+    """The angular columns of a fingerprint (the end of ``out``): element pairs p <= q, halved for p = q."""
+    n_a = acc.shape[2]
+    col = out.shape[0] - (n_species * (n_species + 1) // 2) * n_a
+    for p in range(n_species):
+        for q in range(p, n_species):
+            half = 0.5 if p == q else 1.0
+            for f in range(n_a):
+                out[col + f] = half * acc[p, q, f]
+            col += n_a
 
 
 @njit(cache=True, inline="always")
@@ -405,40 +483,3 @@ def _add_row(dst, src):
 def _sub_row(dst, src):
     for f in range(dst.shape[0]):
         dst[f] -= src[f]
-
-
-@njit(cache=True)
-def tw_assemble(xa, xb, inner_a, inner_b, n_species, f_a, f_b, x):
-    """The KRA input ``[(TW_A + TW_B)/2, |TW_A - TW_B|/2]`` (z, 2 D) from the radial parts ``f_a``/``f_b`` and
-    the angular maps ``inner`` (z S, M_A, n_A) = one-hot @ W: ``G_q(X, Y) = sum_j e_X[j] inner[Y, j, q]``,
-    halved for X = Y, element pairs X <= Y (the layout of ``LatticeAEV``)."""
-    z, m_a = xa.shape
-    n_a = inner_a.shape[2]
-    dim = f_a.shape[1]
-    acc_a = np.zeros((n_species, n_species, n_a), dtype=inner_a.dtype)
-    acc_b = np.zeros((n_species, n_species, n_a), dtype=inner_a.dtype)
-    for k in range(z):
-        acc_a[:] = 0.0
-        acc_b[:] = 0.0
-        for j in range(m_a):
-            p = xa[k, j]
-            if p >= 0:
-                for q in range(n_species):
-                    for f in range(n_a):
-                        acc_a[p, q, f] += inner_a[k * n_species + q, j, f]
-            p = xb[k, j]
-            if p >= 0:
-                for q in range(n_species):
-                    for f in range(n_a):
-                        acc_b[p, q, f] += inner_b[k * n_species + q, j, f]
-        col = dim - (n_species * (n_species + 1) // 2) * n_a
-        for p in range(n_species):
-            for q in range(p, n_species):
-                half = 0.5 if p == q else 1.0
-                for f in range(n_a):
-                    f_a[k, col + f] = half * acc_a[p, q, f]
-                    f_b[k, col + f] = half * acc_b[p, q, f]
-                col += n_a
-        for f in range(dim):
-            x[k, f] = 0.5 * (f_a[k, f] + f_b[k, f])
-            x[k, dim + f] = 0.5 * abs(f_a[k, f] - f_b[k, f])
