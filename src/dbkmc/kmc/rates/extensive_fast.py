@@ -33,6 +33,7 @@ from torch import Tensor
 
 from dbkmc.core.lattice import NN_VECTORS
 from dbkmc.kmc.rates import extensive_kernels as kern
+from dbkmc.kmc.rates import transition_kernels as tw_kern
 
 if TYPE_CHECKING:
     from dbkmc.kmc.rates.extensive_db import ExtensiveRateModel
@@ -210,7 +211,7 @@ class CompiledStep:
         plus the rank update on the jump slots, as ``LatticeAEV``; all compiled)."""
         n = len(rows) * self.z
         out = self.e_kra[:n]
-        m = kern.tw_occupations(d, rows, vacs, self.hc, self.grid, self.period, self.tw_off, self.jumps,
+        m = tw_kern.tw_occupations(d, rows, vacs, self.hc, self.grid, self.period, self.tw_off, self.jumps,
                                 self.tw_radial, self.ang_index, self.n_species, self.kra_words,
                                 self.kra_keys, self.kra_vals, out, self.kra_idx, self.kra_hashes, self.xa, self.xb,
                                 self.f_a, self.f_b)
@@ -218,7 +219,7 @@ class CompiledStep:
         if not m:
             return out
         self.paths_evaluated += m
-        kern.tw_features(self.xa, self.xb, m, self.w3, self.w_col, self.w_all, self.n_species, self.f_a, self.f_b,
+        tw_kern.tw_features(self.xa, self.xb, m, self.w3, self.w_col, self.w_all, self.n_species, self.f_a, self.f_b,
                          self.x_kra)
         y = self.model._kra_energy(torch.from_numpy(self.x_kra[:m])).to(torch.float64).numpy()
         kern.store_rows(y, self.kra_idx, m, self.kra_hashes, self.kra_keys, self.kra_vals, out)
