@@ -22,6 +22,8 @@ $(VENV)/.installed: pyproject.toml
 	# torchani only cross-checks our AEVs in the tests; --no-deps keeps its own
 	# requirements from touching the pinned torch.
 	$(VENV)/bin/pip install --no-deps torchani==2.9.0
+	# compile the kMC engine's numba kernels now (cached next to the modules), not in the first kMC job
+	$(VENV)/bin/python -m dbkmc.kmc.compile_kernels
 	touch $@
 
 # Snakemake also reads profiles/default/ by itself (the workflow profile). The config is

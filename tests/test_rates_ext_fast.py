@@ -97,3 +97,12 @@ def test_batch_memo_with_m_ext_gives_the_same_chain() -> None:
     assert "state memo" in memo.path and memo.cache_hits > 30
     assert torch.equal(plain.digits, memo.digits) and torch.equal(plain.vacancies, memo.vacancies)
     torch.testing.assert_close(plain.time, memo.time, rtol=1e-12, atol=0)
+
+
+def test_install_step_compiles_the_kernels(capsys) -> None:
+    """`make .venv` runs dbkmc.kmc.compile_kernels: it runs M_EXT kMC in float32 and float64, one trajectory
+    and a batch, so the pipeline's first kMC job finds every kernel compiled."""
+    from dbkmc.kmc import compile_kernels
+
+    assert compile_kernels.main() == 0
+    assert "kernels compiled" in capsys.readouterr().out
