@@ -165,6 +165,8 @@ class ExtensiveRateModel:
     @torch.no_grad()
     def barriers(self, digits: Tensor, vacancies: Tensor) -> Tensor:
         """(T, n_sites) digits, (T, m) vacancy sites -> (T, m, z) barriers in eV."""
+        if self._compiled is not None and vacancies.shape[1] == 1:
+            return self._compiled.barriers(self._as_long(digits), self._as_long(vacancies))
         e_kra, d_e = self.terms(digits, vacancies)
         return e_kra + 0.5 * d_e
 
@@ -173,8 +175,7 @@ class ExtensiveRateModel:
         """(R, 1, z) barriers of the trajectories ``rows`` only, for an engine that knows the others' (its state
         memo): the compiled CPU path evaluates just those; the tensor path evaluates all and selects."""
         if self._compiled is not None and vacancies.shape[1] == 1:
-            e_kra, d_e = self._compiled.terms(digits.long(), vacancies.long(), rows)
-            return (e_kra + 0.5 * d_e).unsqueeze(1)
+            return self._compiled.barriers(self._as_long(digits), self._as_long(vacancies), rows)
         return self.barriers(digits, vacancies)[torch.as_tensor(rows, device=self.device)]
 
     @torch.no_grad()
@@ -190,12 +191,14 @@ class ExtensiveRateModel:
     @torch.no_grad()
     def terms(self, digits: Tensor, vacancies: Tensor) -> tuple[Tensor, Tensor]:
         """``(E_KRA, dE)``, each (T, m, z)."""
-        d = digits.to(self.device).long()
-        vac = vacancies.to(self.device).long()
+        d, vac = self._as_long(digits), self._as_long(vacancies)
         if self._compiled is not None and vac.shape[1] == 1:
             e_kra, d_e = self._compiled.terms(d, vac)
             return e_kra.unsqueeze(1), d_e.unsqueeze(1)
         return self.kra_energies(d, vac), self.energy_changes(d, vac)
+
+    def _as_long(self, t: Tensor) -> Tensor:
+        return t if t.dtype == torch.long and t.device == self.device else t.to(self.device).long()
 
     @torch.no_grad()
     def kra_energies(self, d: Tensor, vac: Tensor) -> Tensor:

@@ -111,6 +111,8 @@ class CompiledStep:
         self.w_col = _np(w3.sum(0).to(tw.angular.dtype))                    # column sums (M_A, n_A)
         self.w_all = _np(w3.sum((0, 1)).to(tw.angular.dtype))               # (n_A,)
         self.x_dtype = np.float64 if model.site_energy.dtype == torch.float64 else np.float32
+        self.energy_np_dtype = torch.empty(0, dtype=model.dtype).numpy().dtype
+        self.kra_np_dtype = torch.empty(0, dtype=model._kra_energy.dtype).numpy().dtype
         self.f_dtype = _np(tw.angular).dtype
         self.keys = np.zeros((site_cache, 2), np.uint64)
         self.vals = np.zeros(site_cache, np.float64)
@@ -146,6 +148,7 @@ class CompiledStep:
         n = max(t * z * m, len(self.around))
         self.x = np.zeros((n, d), self.x_dtype)
         self.order = np.zeros(n, np.int64)
+        self.y = np.zeros(n, np.float64)
         self.hashes = np.zeros((n, 2), np.uint64)
         self.slots = np.arange(t * z * m, dtype=np.int64).reshape(t, z * m)
         self.xa, self.xb = np.zeros((t * z, m_a), np.int64), np.zeros((t * z, m_a), np.int64)
@@ -163,7 +166,20 @@ class CompiledStep:
 
     def terms(self, digits: Tensor, vacancies: Tensor, rows: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
         """``(E_KRA, dE)``, each (R, z), of the one vacancy (``vacancies`` (T, 1)) of the trajectories ``rows``
-        (default all T) in the states ``digits`` (T, n_sites)."""
+        (default all T) in the states ``digits`` (T, n_sites), in the KRA and the M_EXT members' dtypes."""
+        e_kra, d_e = self._evaluate_rows(digits, vacancies, rows)
+        return (torch.from_numpy(e_kra).to(self.model._kra_energy.dtype),
+                torch.from_numpy(d_e).to(self.model.dtype))
+
+    def barriers(self, digits: Tensor, vacancies: Tensor, rows: np.ndarray | None = None) -> Tensor:
+        """``E_b = E_KRA + dE/2`` (R, 1, z), as :meth:`terms` gives them and in the same precision."""
+        e_kra, d_e = self._evaluate_rows(digits, vacancies, rows)
+        e_b = e_kra.astype(self.kra_np_dtype) + 0.5 * d_e.astype(self.energy_np_dtype)
+        return torch.from_numpy(e_b).view(len(e_b), 1, self.z)
+
+    def _evaluate_rows(self, digits: Tensor, vacancies: Tensor, rows: np.ndarray | None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """(E_KRA, dE) (R, z) float64 of the trajectories ``rows`` (see :meth:`terms`)."""
         model = self.model
         if model._mirror is None or model._mirror.shape != digits.shape:
             model.reset(digits)
@@ -201,9 +217,7 @@ class CompiledStep:
             self._evaluate(int(n_eval), out)
         kern.energy_changes(rows, self.eps_a, self.eps_b, self.d_e)
         self.stash[rows] = vacs
-        e_kra = torch.from_numpy(self._kra_energies(d, rows, vacs)).to(model._kra_energy.dtype)
-        d_e = torch.from_numpy(self.d_e[rows]).to(model.dtype)
-        return e_kra.view(len(rows), self.z), d_e
+        return self._kra_energies(d, rows, vacs).reshape(len(rows), self.z), self.d_e[rows]
 
     def _kra_energies(self, d: np.ndarray, rows: np.ndarray, vacs: np.ndarray) -> np.ndarray:
         """E_KRA (R z,) of every path: from the E_KRA table, the rest from the KRA networks on
@@ -221,7 +235,7 @@ class CompiledStep:
         self.paths_evaluated += m
         tw_kern.tw_features(self.xa, self.xb, m, self.w3, self.w_col, self.w_all, self.n_species, self.f_a, self.f_b,
                          self.x_kra)
-        y = self.model._kra_energy(torch.from_numpy(self.x_kra[:m])).to(torch.float64).numpy()
+        y = self.model._kra_energy(torch.from_numpy(self.x_kra[:m])).numpy().astype(np.float64)
         kern.store_rows(y, self.kra_idx, m, self.kra_hashes, self.kra_keys, self.kra_vals, out)
         return out
 
@@ -230,12 +244,12 @@ class CompiledStep:
         species' network, into ``out`` (at ``self.order``) and into the site-energy table."""
         self.rows_evaluated += n_eval
         xt = torch.from_numpy(self.x)
-        parts, start = [], 0
+        y = self.y[:n_eval]
+        start = 0
         for s, c in enumerate(self.counts.tolist()):
             if c:
-                parts.append(self.model.site_energy._one(s, xt[start:start + c]))
+                y[start:start + c] = self.model.site_energy._one(s, xt[start:start + c]).numpy()
             start += c
-        y = torch.cat(parts).to(torch.float64).numpy()
         kern.store_rows(y, self.order, n_eval, self.hashes, self.keys, self.vals, out)
 
     def _refresh(self, mirror: np.ndarray, g: np.ndarray, hs: np.ndarray, eps: np.ndarray, n_changed: int) -> None:
