@@ -24,7 +24,7 @@ from snakemake_helpers import REPO, SNAKEMAKE
 ENVS = ("envs/lammps.yaml", "envs/torch.yaml", "envs/analysis.yaml", "envs/equilibrium.yaml")
 RESOURCES = ("runtime", "mem_mb", "cpus_per_task")
 # The demo (`make run`) and the model-stage demo: between them every stage and rule runs.
-DEMO_CONFIGS = ("config.yaml", "models_demo.yaml", "nnk_results.yaml")   # their dry runs cover every rule
+DEMO_CONFIGS = ("config.yaml", "models_demo.yaml")
 # Python import name -> conda-forge package name, where they differ.
 CONDA_NAME = {"torch": "pytorch", "yaml": "pyyaml", "matplotlib": "matplotlib-base", "sklearn": "scikit-learn",
               "PIL": "pillow", "lammps": "lammps", "h5py": "h5py"}
@@ -362,7 +362,7 @@ def test_slurm_profile_dry_run_lists_every_rule_with_its_resources(tmp_path):
 # Rules whose torch code runs on the configured device, and those among them where a GPU pays
 # (``device: auto`` asks SLURM for one); the short ones run on a CPU node under ``auto``.
 DEVICE_RULES = {"sas_sweep", "train", "evaluate", "learning_curve", "loop_drift", "markov_check", "train_nnk",
-                "nnk_learning_curve", "kmc", "kmc_randomness", "train_prefactor", "evaluate_prefactors", "prefactor_markov"}
+                "kmc", "kmc_randomness", "train_prefactor", "evaluate_prefactors", "prefactor_markov"}
 GPU_RULES = DEVICE_RULES - {"evaluate", "markov_check", "evaluate_prefactors", "prefactor_markov"}
 
 

@@ -29,7 +29,7 @@ TINY = {
     },
     "nnk": {"sets": {"cuni": {"dataset": "paths", "held_out": ["Cu50Ni50"], "transfer_dataset": "big"}},
             "cutoff": 5.1, "grid": 9, "mlp_hidden": [32, 32], "cnn_channels": [4, 4, 4, 4], "cnn_dense": 16,
-            "max_epochs": 2, "device": "cpu", "learning_curve_fractions": [0.25, 1.0],
+            "max_epochs": 2, "device": "cpu",
             "published": {"weights": str(WEIGHTS), "composition_step": 0.5, "n_configurations": 2,
                           "supercell": 4}},
 }
@@ -70,18 +70,3 @@ def test_model_reloads_to_its_stored_predictions(run):
     got = predict(model, event_images(big, meta["cutoff"], meta["grid"]))
     want = stored[stored["part"] == "transfer"].set_index("event_id").loc[big["event_id"], "barrier_pred"]
     np.testing.assert_allclose(got, want.to_numpy(), atol=1e-5)
-
-
-def test_learning_curve_retrains_on_growing_shares(run):
-    """nnk.learning_curve_fractions: every architecture retrained on 25 % and 100 % of the training
-    configurations; the table holds both, the larger share has 4 times the configurations, and a figure."""
-    table = pd.read_csv(run / "tables" / "nnk_learning_curve.csv")
-    assert set(zip(table["arch"], table["fraction"])) == {(a, f) for a in ("mlp", "cnn") for f in (0.25, 1.0)}
-    for _, rows in table.groupby("arch"):
-        rows = rows.sort_values("fraction")
-        small, full = rows["n_configurations"].to_numpy()
-        assert full == pytest.approx(4 * small, rel=0.2) and rows["n_train"].is_monotonic_increasing
-        assert np.isfinite(rows[["test_MAE_eV", "held_out_MAE_eV", "test_MAE_over_std"]].to_numpy()).all()
-    metrics = json.loads((run / "nnk" / "cuni" / "mlp" / "metrics.json").read_text())
-    assert table.loc[(table.arch == "mlp") & (table.fraction == 1.0), "n_train"].item() == metrics["metrics"]["train"]["n"]
-    assert (run / "figures" / "nnk" / "learning_curve.png").stat().st_size > 10_000

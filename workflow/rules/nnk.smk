@@ -22,8 +22,6 @@ def nnk_targets():
     if NNK_SETS:
         targets += [f"{OUT}/tables/nnk_metrics.csv", f"{OUT}/tables/nnk_metrics.md"]
         targets += [f"{OUT}/figures/nnk/spectrum_{s}.png" for s in NNK_SETS]
-    if NNK_SETS and NNK_CFG["learning_curve_fractions"]:
-        targets += [f"{OUT}/tables/nnk_learning_curve.csv", f"{OUT}/figures/nnk/learning_curve.png"]
     if NNK_CFG["published"]["weights"]:
         targets += [f"{OUT}/tables/nnk_ternary.csv", f"{OUT}/figures/nnk/ternary_published.png"]
     return targets
@@ -93,56 +91,6 @@ rule nnk_report:
         "../../envs/torch.yaml"
     script:
         "../scripts/nnk_report.py"
-
-
-rule nnk_learning_curve:
-    """One architecture on one set, retrained on growing shares of its training configurations: test MAE against size."""
-    input:
-        events=lambda wc: f"{dataset_dir(NNK_SETS[wc.nnk_set]['dataset'])}/events.parquet",
-    output:
-        table=f"{OUT}/nnk/{{nnk_set}}/{{arch}}/learning_curve.csv",
-    params:
-        nnk=lambda wc: nnk_params(),
-        set_cfg=lambda wc: NNK_SETS[wc.nnk_set],
-        fractions=NNK_CFG["learning_curve_fractions"],
-    log:
-        f"{LOGS}/nnk/learning_curve_{{nnk_set}}_{{arch}}.log",
-    benchmark:
-        f"{BENCH}/nnk/learning_curve_{{nnk_set}}_{{arch}}.tsv"
-    threads: 2
-    resources:
-        runtime=480,
-        mem_mb=4000,
-        cpus_per_task=2,
-        gpu=gpu_resources(NNK_CFG["device"]),
-    conda:
-        "../../envs/torch.yaml"
-    script:
-        "../scripts/nnk_learning_curve.py"
-
-
-rule nnk_learning_curve_report:
-    """Every set's and architecture's learning curve: one table and one figure."""
-    input:
-        tables=[f"{OUT}/nnk/{s}/{a}/learning_curve.csv" for s in NNK_SETS for a in NNK_ARCHS],
-    output:
-        table=f"{OUT}/tables/nnk_learning_curve.csv",
-        markdown=f"{OUT}/tables/nnk_learning_curve.md",
-        figure=report(
-            f"{OUT}/figures/nnk/learning_curve.png", caption="../report/nnk_learning_curve.rst", category="NNK"
-        ),
-    log:
-        f"{LOGS}/nnk/learning_curve_report.log",
-    benchmark:
-        f"{BENCH}/nnk/learning_curve_report.tsv"
-    resources:
-        runtime=10,
-        mem_mb=2000,
-        cpus_per_task=1,
-    conda:
-        "../../envs/torch.yaml"
-    script:
-        "../scripts/nnk_learning_curve_report.py"
 
 
 rule nnk_ternary:

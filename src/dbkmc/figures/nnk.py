@@ -118,24 +118,3 @@ def ternary_figure(table: pd.DataFrame, species: Sequence[str], title: str, out:
     fig.tight_layout()
     fig.savefig(out, dpi=150)
     plt.close(fig)
-
-
-def learning_curve_figure(table: pd.DataFrame, out: str | Path) -> None:
-    """Test and held-out-composition MAE (eV) against the number of training paths, one line per set and
-    architecture (log-log)."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
-    for (set_name, arch), rows in table.groupby(["set", "arch"]):
-        rows = rows.sort_values("n_train")
-        for ax, part in zip(axes, ("test", "held_out")):
-            ax.plot(rows["n_train"], rows[f"{part}_MAE_eV"], "o-", label=f"{set_name} {arch}")
-    for ax, title in zip(axes, ("test (training compositions)", "held-out compositions")):
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("training paths")
-        ax.set_title(title)
-        ax.grid(alpha=0.3, which="both")
-    axes[0].set_ylabel("MAE of the barrier (eV)")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=150)
-    plt.close(fig)

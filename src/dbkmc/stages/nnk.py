@@ -14,9 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,25 +45,12 @@ def transfer_summary(metrics: Mapping[str, Mapping], tolerance: float) -> dict |
             "tolerance": tolerance, "within_tolerance": bool(ratio <= 1.0 + tolerance)}
 
 
-@dataclass
-class PreparedSet:
-    """An NNK set ready for training: its events, species, lattice kind, cutoff and grid, the voxel images and
-    NEB barriers of every path, the split by configuration and the transfer events (or None)."""
-
-    events: pd.DataFrame
-    species: list[str]
-    kind: str
-    cutoff: float
-    grid: int
-    images: torch.Tensor
-    y: np.ndarray
-    split: Any
-    transfer: pd.DataFrame | None
-
-
-def prepare_set(set_name: str, events_path: str | Path, transfer_path: str | Path | None, set_cfg: Mapping,
-                params: Mapping) -> PreparedSet:
-    """Read and check an all_paths dataset (and its transfer set), image every path, split by configuration."""
+def train_step(set_name: str, arch: str, events_path: str | Path, transfer_path: str | Path | None,
+               set_cfg: Mapping, params: Mapping, out_dir: str | Path, threads: int = 1) -> dict:
+    """Train one architecture on one set; write model.pt, training.json, predictions.parquet, metrics.json."""
+    torch.set_num_threads(max(1, int(threads)))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     events = pd.read_parquet(events_path).reset_index(drop=True)
     species = check_events(events, str(events_path))
     kind = str(events["lattice"].iloc[0])
@@ -84,18 +69,6 @@ def prepare_set(set_name: str, events_path: str | Path, transfer_path: str | Pat
     images = event_images(events, cutoff, grid)
     y = events[TARGET].to_numpy(dtype=float)
     split = split_configurations(events, params["split"], list(set_cfg.get("held_out") or []), int(params["seed"]))
-    return PreparedSet(events, species, kind, cutoff, grid, images, y, split, transfer)
-
-
-def train_step(set_name: str, arch: str, events_path: str | Path, transfer_path: str | Path | None,
-               set_cfg: Mapping, params: Mapping, out_dir: str | Path, threads: int = 1) -> dict:
-    """Train one architecture on one set; write model.pt, training.json, predictions.parquet, metrics.json."""
-    torch.set_num_threads(max(1, int(threads)))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    prep = prepare_set(set_name, events_path, transfer_path, set_cfg, params)
-    events, species, kind, cutoff, grid = prep.events, prep.species, prep.kind, prep.cutoff, prep.grid
-    images, y, split, transfer = prep.images, prep.y, prep.split, prep.transfer
     config = NNKTrainConfig.from_dict(params, arch=arch, device=resolve_device(params["device"], "nnk.device"))
     log.info("set %s, %s: %d events (%s), grid %d^3, cutoff %.2f A, split %s", set_name, arch, len(events),
              kind, grid, cutoff, {k: len(v) for k, v in split.parts.items()})
@@ -161,7 +134,6 @@ def metrics_table(records: Sequence[Mapping]) -> pd.DataFrame:
             row[f"{part}_n"] = m.get("n", 0)
             row[f"{part}_MAE_eV"] = m.get("MAE", np.nan)
             row[f"{part}_MAE_pct"] = m.get("MAE_pct", np.nan)
-            row[f"{part}_MAE_over_std"] = m.get("MAE_over_std", np.nan)
         t = r.get("transfer") or {}
         row["transfer_ratio"] = t.get("ratio", np.nan)
         row["transfer_within_tolerance"] = t.get("within_tolerance", None)
@@ -170,8 +142,8 @@ def metrics_table(records: Sequence[Mapping]) -> pd.DataFrame:
 
 
 def _markdown(table: pd.DataFrame) -> str:
-    cols = ["set", "arch", "species", "train_n", "test_n", "test_MAE_eV", "test_MAE_pct", "test_MAE_over_std",
-            "held_out_n", "held_out_MAE_eV", "held_out_MAE_pct", "held_out_MAE_over_std", "transfer_n", "transfer_MAE_eV",
+    cols = ["set", "arch", "species", "train_n", "test_n", "test_MAE_eV", "test_MAE_pct",
+            "held_out_n", "held_out_MAE_eV", "held_out_MAE_pct", "transfer_n", "transfer_MAE_eV",
             "transfer_ratio", "transfer_within_tolerance"]
     return table[cols].to_markdown(index=False, floatfmt=".4g") + "\n"
 
