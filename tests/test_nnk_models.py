@@ -157,3 +157,10 @@ def test_nnk_config_errors_name_the_key():
                      ({"published": {"weights": "/nonexistent/w.npy"}}, "nnk.published.weights")]:
         with pytest.raises(ConfigError, match=f"config error at {key}"):
             validate_config({**base, "nnk": nnk})
+
+
+def test_mae_over_std_divides_the_mae_by_the_spread_of_the_barriers():
+    """MAE_over_std: 1 means no better than predicting the mean barrier; it compares spectra of any width."""
+    y = np.array([0.5, 0.7, 0.9, 1.1])
+    m = regression_metrics(y, np.full_like(y, y.mean()))
+    assert m["std_barrier"] == pytest.approx(np.std(y)) and m["MAE_over_std"] == pytest.approx(0.2 / np.std(y))

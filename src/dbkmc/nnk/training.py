@@ -192,13 +192,17 @@ def load_nnk(path: str | Path, device: str = "cpu") -> tuple[NNKBarrierModel, di
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """MAE (eV and % of the mean NEB barrier), RMSE, largest error, mean barrier, count."""
+    """MAE (eV, % of the mean NEB barrier and as a fraction of the barriers' standard deviation), RMSE, largest
+    error, mean and standard deviation of the barriers, count. Percent of the mean flatters wide spectra and hides
+    narrow ones; ``MAE_over_std`` compares spectra of any width (1 = no better than predicting the mean)."""
     y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
     if len(y_true) == 0:
         return {"n": 0}
     err = y_pred - y_true
     mean = float(np.mean(y_true))
+    std = float(np.std(y_true))
     mae = float(np.mean(np.abs(err)))
-    return {"n": int(len(y_true)), "mean_barrier": mean, "MAE": mae, "MAE_pct": 100.0 * mae / mean,
+    return {"n": int(len(y_true)), "mean_barrier": mean, "std_barrier": std, "MAE": mae,
+            "MAE_pct": 100.0 * mae / mean, "MAE_over_std": mae / std if std > 0 else float("nan"),
             "RMSE": float(np.sqrt(np.mean(err**2))), "max_abs_error": float(np.max(np.abs(err))),
             "bias": float(np.mean(err))}

@@ -134,6 +134,7 @@ def metrics_table(records: Sequence[Mapping]) -> pd.DataFrame:
             row[f"{part}_n"] = m.get("n", 0)
             row[f"{part}_MAE_eV"] = m.get("MAE", np.nan)
             row[f"{part}_MAE_pct"] = m.get("MAE_pct", np.nan)
+            row[f"{part}_MAE_over_std"] = m.get("MAE_over_std", np.nan)
         t = r.get("transfer") or {}
         row["transfer_ratio"] = t.get("ratio", np.nan)
         row["transfer_within_tolerance"] = t.get("within_tolerance", None)
@@ -142,8 +143,8 @@ def metrics_table(records: Sequence[Mapping]) -> pd.DataFrame:
 
 
 def _markdown(table: pd.DataFrame) -> str:
-    cols = ["set", "arch", "species", "train_n", "test_n", "test_MAE_eV", "test_MAE_pct",
-            "held_out_n", "held_out_MAE_eV", "held_out_MAE_pct", "transfer_n", "transfer_MAE_eV",
+    cols = ["set", "arch", "species", "train_n", "test_n", "test_MAE_eV", "test_MAE_pct", "test_MAE_over_std",
+            "held_out_n", "held_out_MAE_eV", "held_out_MAE_pct", "held_out_MAE_over_std", "transfer_n", "transfer_MAE_eV",
             "transfer_ratio", "transfer_within_tolerance"]
     return table[cols].to_markdown(index=False, floatfmt=".4g") + "\n"
 
