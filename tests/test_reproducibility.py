@@ -45,7 +45,7 @@ def test_fingerprint_parameter_reruns_fingerprints_training_and_what_follows(sma
     jobs = dry_run(small_runs, changed, "r_cut")
     assert jobs.get("fingerprints") == 1
     assert jobs.get("train") == len(MODEL_KINDS) and jobs.get("evaluate") == len(MODEL_KINDS)
-    assert {"sas_sweep", "learning_curve", "model_report", "kmc"} <= set(jobs)
+    assert {"sas_sweep", "learning_curve_point", "learning_curve", "model_report", "kmc"} <= set(jobs)
     assert not STAGE1_RULES & set(jobs), jobs
 
 
@@ -54,7 +54,8 @@ def test_kmc_temperature_reruns_kmc_and_its_figures_only(small_runs):
     changed["kmc"]["runs"]["aging"]["temperatures"] = [500, 900]
     jobs = dry_run(small_runs, changed, "kmc_T")
     assert jobs.get("kmc") == 1 and jobs.get("kmc_order") == 1 and jobs.get("kmc_aging") == 1, jobs
-    upstream = STAGE1_RULES | {"fingerprints", "sas_sweep", "train", "evaluate", "learning_curve", "model_report"}
+    upstream = STAGE1_RULES | {"fingerprints", "sas_sweep", "train", "evaluate", "learning_curve_point", "learning_curve",
+                               "model_report"}
     assert not upstream & set(jobs), jobs
 
 

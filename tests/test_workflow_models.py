@@ -22,7 +22,7 @@ TINY = {
                          "Cu75Ni25": {"Cu": 0.75, "Ni": 0.25}},
     }},
     "models": {"dataset": "reference", "n_members": 2, "hidden": [16], "max_epochs": 3, "patience": 2,
-               "batch_size": 512, "sas_lambdas": [0.0, 1.0], "learning_curve_fractions": [0.25, 0.5],
+               "batch_size": 512, "sas_lambdas": [0.0, 1.0], "learning_curve_fractions": [0.25, 1.0],
                "device": "cpu"},
 }
 
@@ -45,6 +45,23 @@ def test_table2_and_exact_detailed_balance(run):
     for name in ("sas_sweep.png", "fig8_learning_curves.png", "models/parity_KRA.png",
                  "models/forward_reverse_M_NC.png", "models/parity_M_KOL.png"):
         assert (run / "figures" / name).stat().st_size > 0
+
+
+def test_learning_curve_points_and_the_full_point_from_table2(run):
+    """One job per (model, fraction) below 1; the 100 % point is Table 2's ensemble, not a second fit."""
+    curve = pd.read_csv(run / "tables" / "learning_curve.csv")
+    models = ["M_EXT", "M_HAS", "M_KOL", "M_NC", "M_SAS"]
+    assert sorted(set(curve["model"])) == models and len(curve) == 2 * len(models)
+    for m in models:
+        assert (run / "models" / "learning_curve" / m / "0.25" / "point.json").exists()
+        assert not (run / "models" / "learning_curve" / m / "1").exists()
+    full = curve[curve["fraction"] == 1.0].set_index("model")
+    table2 = pd.read_csv(run / "tables" / "table2.csv").set_index("model")
+    assert (full["test_rmse_dE_eV"] - table2.loc[full.index, "test_rmse_dE_eV"]).abs().max() < 1e-12
+    small = curve[curve["fraction"] == 0.25].set_index("model")
+    assert (small["n_train"] < full.loc[small.index, "n_train"]).all()
+    assert (curve["best_epoch_min"] >= 1).all() and (curve["best_epoch_max"] <= curve["n_epochs"]).all() and (curve["n_epochs"] >= 1).all()
+    assert (run / "figures" / "fig8_parity_smallest.png").stat().st_size > 0
 
 
 UNIT_SUFFIXES = ("_eV", "_meV", "_K", "_s", "_angstrom", "_pct")

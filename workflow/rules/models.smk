@@ -1,6 +1,6 @@
 # Stages 2-3: fingerprints and the detailed-balance model family (M_NC, M_SAS, M_HAS, M_KOL, M_EXT, KRA).
 
-from dbkmc.detailed_balance.kinds import MODEL_KINDS
+from dbkmc.detailed_balance.kinds import DE_KINDS, MODEL_KINDS
 from dbkmc.stages.keys import TRAIN_KEYS
 
 MODELS_CFG = config["models"]
@@ -34,6 +34,7 @@ def model_targets():
         f"{OUT}/tables/table2.md",
         f"{OUT}/tables/learning_curve.csv",
         f"{OUT}/figures/fig8_learning_curves.png",
+        f"{OUT}/figures/fig8_parity_smallest.png",
         f"{OUT}/tables/sas_sweep.csv",
         f"{OUT}/figures/sas_sweep.png",
         *[f"{OUT}/models/{m}/metrics.json" for m in MODEL_KINDS],
@@ -149,27 +150,77 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
-rule learning_curve:
-    """Fig 8c, d: test RMSE and ddE against training-set size for the four dE models."""
+def curve_fractions():
+    """models.learning_curve_fractions below 1, as wildcard strings (the 100 % point is the model stage's ensemble)."""
+    return [f"{f:g}" for f in MODELS_CFG["learning_curve_fractions"] if f < 1]
+
+
+def curve_point(model, fraction, name):
+    return f"{OUT}/models/learning_curve/{model}/{fraction}/{name}"
+
+
+def curve_full_models():
+    """The dE models whose 100 % point the curve reads from rules train/evaluate."""
+    return list(DE_KINDS) if 1.0 in MODELS_CFG["learning_curve_fractions"] else []
+
+
+def curve_parity_predictions():
+    """Fig 8a, b: the test predictions of each dE model at the smallest fraction."""
+    fractions = curve_fractions()
+    if fractions:
+        smallest = min(fractions, key=float)
+        return [curve_point(m, smallest, "predictions.parquet") for m in DE_KINDS]
+    return [f"{OUT}/models/{m}/predictions.parquet" for m in curve_full_models()]
+
+
+rule learning_curve_point:
+    """One point of Fig 8: a dE model trained on a nested stratified fraction of the training set."""
     input:
         events=model_events(),
         fingerprints=model_fingerprints(),
         sas_lambda=f"{OUT}/models/M_SAS_lambda.json",
     output:
+        point=curve_point("{model}", "{fraction}", "point.json"),
+        predictions=curve_point("{model}", "{fraction}", "predictions.parquet"),
+    params:
+        models=lambda wc: train_params(wc.model),
+    log:
+        f"{LOGS}/models/learning_curve/{{model}}_{{fraction}}.log",
+    benchmark:
+        f"{BENCH}/models/learning_curve/{{model}}_{{fraction}}.tsv"
+    threads: 1
+    resources:
+        runtime=240,
+        mem_mb=4000,
+        cpus_per_task=1,
+        gpu=gpu_resources(MODELS_CFG["device"]),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/learning_curve_point.py"
+
+
+rule learning_curve:
+    """Fig 8: test RMSE and ddE against training-set size for the dE models (8c, d), parity at the smallest size (8a, b)."""
+    input:
+        points=[curve_point(m, f, "point.json") for m in DE_KINDS for f in curve_fractions()],
+        full_metrics=[f"{OUT}/models/{m}/metrics.json" for m in curve_full_models()],
+        full_training=[f"{OUT}/models/{m}/training.json" for m in curve_full_models()],
+        parity=curve_parity_predictions(),
+    output:
         table=f"{OUT}/tables/learning_curve.csv",
         figure=report(f"{OUT}/figures/fig8_learning_curves.png", caption="../report/learning_curve.rst", category="Models"),
+        parity=report(f"{OUT}/figures/fig8_parity_smallest.png", caption="../report/learning_curve.rst", category="Models"),
     params:
-        models=lambda wc: {**train_params(), "learning_curve_fractions": MODELS_CFG["learning_curve_fractions"]},
+        full_models=curve_full_models(),
     log:
         f"{LOGS}/models/learning_curve.log",
     benchmark:
         f"{BENCH}/models/learning_curve.tsv"
-    threads: 2
     resources:
-        runtime=180,
-        mem_mb=4000,
-        cpus_per_task=2,
-        gpu=gpu_resources(MODELS_CFG["device"]),
+        runtime=10,
+        mem_mb=2000,
+        cpus_per_task=1,
     conda:
         "../../envs/torch.yaml"
     script:

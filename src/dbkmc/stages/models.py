@@ -28,7 +28,6 @@ from dbkmc.detailed_balance.training import (
     EventData,
     TrainConfig,
     directed_predictions,
-    learning_curve,
     load_model,
     cell_energy_metrics,
     model_metrics,
@@ -95,11 +94,12 @@ def needs_cells(models_cfg: Mapping, kinds: Sequence[str]) -> bool:
     return any(cfg.for_kind(k).energy_weight > 0 for k in kinds)
 
 
-def _split(data: EventData, models_cfg: Mapping):
+def model_split(data: EventData, models_cfg: Mapping):
+    """The model stage's train/val/test split (models.split, models.seed)."""
     return split_events(data.event_id, data.composition, tuple(models_cfg["split"]), models_cfg["seed"])
 
 
-def _de_columns_eV(table: pd.DataFrame, prefixes: Sequence[str]) -> dict[str, str]:
+def de_columns_eV(table: pd.DataFrame, prefixes: Sequence[str]) -> dict[str, str]:
     """CSV names with units of the dE metrics of :func:`dbkmc.detailed_balance.training.flat_de_metrics`:
     ``test_rmse`` -> ``test_rmse_dE_eV``, ``test_rmse_member_std`` -> ``test_rmse_dE_member_std_eV``,
     ``test_ddE`` -> ``test_ddE_eV``."""
@@ -117,8 +117,8 @@ def sas_sweep_step(events_path, fingerprints_path, models_cfg: Mapping, out_csv,
     """Train M_SAS for each lambda of the grid; choose lambda on the validation set."""
     device = resolve_device(models_cfg["device"], "models.device")
     data = load_event_data(events_path, fingerprints_path, device)
-    sweep = sas_lambda_sweep(data, _split(data, models_cfg), models_cfg["sas_lambdas"], train_config(models_cfg))
-    table = sweep.table.rename(columns=_de_columns_eV(sweep.table, ("val", "test")))
+    sweep = sas_lambda_sweep(data, model_split(data, models_cfg), models_cfg["sas_lambdas"], train_config(models_cfg))
+    table = sweep.table.rename(columns=de_columns_eV(sweep.table, ("val", "test")))
     table.to_csv(out_csv, index=False)
     plots.sweep_figure(table, sweep.best_lambda, out_png)
     write_json({"lambda": sweep.best_lambda}, out_json)
@@ -135,7 +135,7 @@ def train_step(model: str, events_path, fingerprints_path, models_cfg: Mapping, 
     if model == "M_SAS":
         changes["sas_lambda"] = json.loads(Path(sas_lambda_json).read_text())["lambda"]
     cfg = train_config(models_cfg, **changes)
-    fit = train_model(model, data, _split(data, models_cfg), cfg)
+    fit = train_model(model, data, model_split(data, models_cfg), cfg)
     record = provenance_record(
         {"models": {k: models_cfg[k] for k in sorted(models_cfg)}, "fingerprints": data.params.to_dict(),
          "model": model, **({"sas_lambda": changes["sas_lambda"]} if changes else {})},
@@ -149,9 +149,10 @@ def train_step(model: str, events_path, fingerprints_path, models_cfg: Mapping, 
     log.info("%s: %d members, %d epochs", model, fit.ensemble.n_members, fit.n_epochs)
 
 
-def _predictions_table(name: str, ensemble, data: EventData, split) -> pd.DataFrame:
+def predictions_table(name: str, ensemble, data: EventData, split, parts: Sequence[str] = ("train", "val", "test")) -> pd.DataFrame:
+    """Per-event ensemble predictions (mean, member std) of both directions on the sets ``parts``."""
     frames = []
-    for part in ("train", "val", "test"):
+    for part in parts:
         d = data.directed(split[part])
         pred = directed_predictions(ensemble, d).to("cpu", torch.float64)
         n = d.n_events
@@ -171,7 +172,7 @@ def evaluate_step(model: str, events_path, fingerprints_path, model_dir, kra_dir
     RMSE of the whole-cell energy E_A in eV per cell) and per-event predictions."""
     device = resolve_device(models_cfg["device"], "models.device")
     data = load_event_data(events_path, fingerprints_path, device, cells=needs_cells(models_cfg, [model]))
-    split = _split(data, models_cfg)
+    split = model_split(data, models_cfg)
     ensemble = load_model(model_dir, device).ensemble
     kra = load_model(kra_dir, device).ensemble if model != "KRA" else None
     metrics = model_metrics(ensemble, data, split, kra=kra)
@@ -181,20 +182,8 @@ def evaluate_step(model: str, events_path, fingerprints_path, model_dir, kra_dir
     metrics["n_events"] = {part: int(len(split[part])) for part in ("train", "val", "test")}
     metrics["code"] = code_provenance()
     write_json(metrics, out_metrics)
-    _predictions_table(model, ensemble, data, split).to_parquet(out_predictions, index=False)
+    predictions_table(model, ensemble, data, split).to_parquet(out_predictions, index=False)
     return metrics
-
-
-def learning_curve_step(events_path, fingerprints_path, models_cfg: Mapping, sas_lambda_json, out_csv, out_png) -> None:
-    """Fig 8c, d: test RMSE and ddE of the four dE models against training-set size."""
-    device = resolve_device(models_cfg["device"], "models.device")
-    data = load_event_data(events_path, fingerprints_path, device, cells=needs_cells(models_cfg, DE_KINDS))
-    lam = json.loads(Path(sas_lambda_json).read_text())["lambda"]
-    table = learning_curve(data, _split(data, models_cfg), DE_KINDS, models_cfg["learning_curve_fractions"],
-                           train_config(models_cfg, sas_lambda=lam))
-    table = table.rename(columns={"kind": "model", "n_train_events": "n_train", **_de_columns_eV(table, ("test",))})
-    table.to_csv(out_csv, index=False)
-    plots.learning_curve_figure(table, out_png)
 
 
 def table2(metrics: Mapping[str, Mapping], models: Sequence[str] = DE_KINDS) -> pd.DataFrame:

@@ -51,13 +51,15 @@ from dbkmc.detailed_balance.training.sweeps import (
     SAS_LAMBDAS,
     SweepResult,
     learning_curve,
+    learning_curve_point,
     sas_lambda_sweep,
+    stop_epochs,
 )
 
 __all__ = [
     "CHECKPOINT_FORMAT", "ENERGY_TERM_KINDS", "LEARNING_CURVE_FRACTIONS", "PROGRESS_EVERY", "SAS_LAMBDAS", "SPLIT_FRACTIONS", "TARGETS",
     "CellStates", "DirectedData", "EnergyTerm", "EventData", "FitResult", "LoadedModel", "Split", "SweepResult", "TrainConfig",
-    "cell_energies", "cell_energy_metrics", "directed_predictions", "fit_members", "flat_de_metrics", "init_members", "learning_curve", "load_member",
-    "load_model", "model_metrics", "prediction_metrics", "reference_energies", "sas_lambda_sweep", "save_ensemble", "save_member",
+    "cell_energies", "cell_energy_metrics", "directed_predictions", "fit_members", "flat_de_metrics", "init_members", "learning_curve", "learning_curve_point", "load_member",
+    "load_model", "model_metrics", "prediction_metrics", "reference_energies", "sas_lambda_sweep", "save_ensemble", "save_member", "stop_epochs",
     "split_events", "subsample", "target_scale", "train_model",
 ]

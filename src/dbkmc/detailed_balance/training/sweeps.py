@@ -73,23 +73,35 @@ def _choose_lambda(table: pd.DataFrame, rule: str) -> int:
     return int(ok[table["lambda"].to_numpy()[ok].argmax()])
 
 
+def stop_epochs(best_epoch: Sequence[int] | int, n_epochs: int) -> dict[str, int]:
+    """Where early stopping left a fit: the earliest and latest best-validation epoch over the members
+    (1-based) and the number of epochs run."""
+    best = [int(b) for b in (best_epoch if isinstance(best_epoch, Sequence) else [best_epoch])]
+    return {"best_epoch_min": min(best), "best_epoch_max": max(best), "n_epochs": int(n_epochs)}
+
+
+def learning_curve_point(data: EventData, split: Split, kind: str, fraction: float,
+                         config: TrainConfig | None = None, device: str | None = None) -> tuple[dict, FitResult]:
+    """One point of the learning curve: ``kind`` trained on a nested stratified ``fraction`` of ``split.train``.
+
+    Returns the row (``kind``, ``fraction``, ``n_train_events``, ``test_rmse`` (+ ``_member_mean``/
+    ``_member_std``), ``test_ddE``, the epochs of :func:`stop_epochs`) and the fit.
+    """
+    cfg = config or TrainConfig()
+    idx = subsample(split.train, data.event_id, data.composition, float(fraction), cfg.seed)
+    log.info("learning curve: %s on %d training events (fraction %g)", kind, len(idx), fraction)
+    fit = train_model(kind, data, split, cfg, device, train_idx=idx)
+    test = data.directed(split.test)
+    m = prediction_metrics(directed_predictions(fit.ensemble, test), None, test)
+    row = {"kind": kind, "fraction": float(fraction), "n_train_events": len(idx), **flat_de_metrics(m, "test"),
+           **stop_epochs(fit.best_epoch, fit.n_epochs)}
+    return row, fit
+
+
 def learning_curve(data: EventData, split: Split, kinds: Sequence[str] = DE_KINDS,
                    fractions: Sequence[float] = LEARNING_CURVE_FRACTIONS, config: TrainConfig | None = None,
                    device: str | None = None) -> pd.DataFrame:
-    """Test dE RMSE and ddE against training-set size (nested stratified subsets of ``split.train``).
-
-    One row per (kind, fraction): ``kind``, ``fraction``, ``n_train_events``,
-    ``test_rmse`` (+ ``_member_mean``/``_member_std``), ``test_ddE``.
-    """
-    cfg = config or TrainConfig()
-    rows = []
-    for i, fraction in enumerate(fractions):
-        idx = subsample(split.train, data.event_id, data.composition, float(fraction), cfg.seed)
-        for j, kind in enumerate(kinds):
-            log.info("learning curve: %s on %d training events (fraction %g), fit %d/%d", kind, len(idx), fraction,
-                     i * len(kinds) + j + 1, len(fractions) * len(kinds))
-            fit = train_model(kind, data, split, cfg, device, train_idx=idx)
-            test = data.directed(split.test)
-            m = prediction_metrics(directed_predictions(fit.ensemble, test), None, test)
-            rows.append({"kind": kind, "fraction": float(fraction), "n_train_events": len(idx), **flat_de_metrics(m, "test")})
-    return pd.DataFrame(rows)
+    """Test dE RMSE and ddE against training-set size (nested stratified subsets of ``split.train``):
+    one row of :func:`learning_curve_point` per (kind, fraction)."""
+    return pd.DataFrame([learning_curve_point(data, split, kind, fraction, config, device)[0]
+                         for fraction in fractions for kind in kinds])
