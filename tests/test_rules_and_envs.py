@@ -362,6 +362,7 @@ def test_slurm_profile_dry_run_lists_every_rule_with_its_resources(tmp_path):
 # Rules whose torch code runs on the configured device, and those among them where a GPU pays
 # (``device: auto`` asks SLURM for one); the short ones run on a CPU node under ``auto``.
 DEVICE_RULES = {"sas_sweep", "train", "evaluate", "learning_curve_point", "loop_drift", "markov_check", "train_nnk",
+                "train_nnk_db",
                 "kmc", "kmc_randomness", "train_prefactor", "evaluate_prefactors", "prefactor_markov"}
 GPU_RULES = DEVICE_RULES - {"evaluate", "markov_check", "evaluate_prefactors", "prefactor_markov"}
 

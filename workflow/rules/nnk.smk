@@ -61,6 +61,47 @@ rule train_nnk:
         "../scripts/train_nnk.py"
 
 
+def nnk_set_files(wc, name, transfer=False):
+    """``events.parquet`` or the fingerprints of the set's dataset (or of its transfer dataset; [] if none)."""
+    ds = NNK_SETS[wc.nnk_set]["transfer_dataset" if transfer else "dataset"]
+    if not ds:
+        return []
+    return [f"{dataset_dir(ds)}/events.parquet" if name == "events" else f"{OUT}/fingerprints/{ds}.pt"]
+
+
+rule train_nnk_db:
+    """DB-NNK: M_EXT (dE) + KRA (E_KRA) on an NNK set, its split and held-out compositions; E_b = E_KRA + dE/2."""
+    input:
+        events=lambda wc: nnk_set_files(wc, "events"),
+        fingerprints=lambda wc: nnk_set_files(wc, "fingerprints"),
+        transfer_events=lambda wc: nnk_set_files(wc, "events", transfer=True),
+        transfer_fingerprints=lambda wc: nnk_set_files(wc, "fingerprints", transfer=True),
+    output:
+        metrics=f"{OUT}/nnk/{{nnk_set}}/db/metrics.json",
+        predictions=f"{OUT}/nnk/{{nnk_set}}/db/predictions.parquet",
+        record=f"{OUT}/nnk/{{nnk_set}}/db/training.json",
+        members=[f"{OUT}/nnk/{{nnk_set}}/db/{m}/member_{k}.pt" for m in ("M_EXT", "KRA")
+                 for k in range(MODELS_CFG["n_members"])],
+    params:
+        nnk=lambda wc: nnk_params(),
+        set_cfg=lambda wc: NNK_SETS[wc.nnk_set],
+        models=lambda wc: train_params(),
+    log:
+        f"{LOGS}/nnk/train_{{nnk_set}}_db.log",
+    benchmark:
+        f"{BENCH}/nnk/train_{{nnk_set}}_db.tsv"
+    threads: 2
+    resources:
+        runtime=240,
+        mem_mb=4000,
+        cpus_per_task=2,
+        gpu=gpu_resources(MODELS_CFG["device"]),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/train_nnk_db.py"
+
+
 rule nnk_report:
     """NNK metrics table (MAE in eV and % of the mean barrier, size transfer) and barrier-spectrum figures."""
     input:

@@ -136,16 +136,24 @@ def train_step(model: str, events_path, fingerprints_path, models_cfg: Mapping, 
         changes["sas_lambda"] = json.loads(Path(sas_lambda_json).read_text())["lambda"]
     cfg = train_config(models_cfg, **changes)
     fit = train_model(model, data, model_split(data, models_cfg), cfg)
+    save_fit(model, fit, data, cfg, models_cfg, events_path, out_dir,
+             {**({"sas_lambda": changes["sas_lambda"]} if changes else {})}, provenance)
+
+
+def save_fit(model: str, fit, data: EventData, cfg: TrainConfig, models_cfg: Mapping, events_path, out_dir,
+             settings: Mapping | None = None, provenance: Mapping | None = None) -> None:
+    """Save a trained ensemble as the model stage does: ``member_<k>.pt`` and ``training.json`` in ``out_dir``
+    (what :func:`~dbkmc.detailed_balance.training.load_model` and the kMC rate models read)."""
     record = provenance_record(
         {"models": {k: models_cfg[k] for k in sorted(models_cfg)}, "fingerprints": data.params.to_dict(),
-         "model": model, **({"sas_lambda": changes["sas_lambda"]} if changes else {})},
+         "model": model, **dict(settings or {})},
         {"models.seed": models_cfg["seed"]}, events_path)
     record.update(provenance or {})
     extra = {"train_config": cfg.for_kind(model).to_dict(), "provenance": record, "ext_shells": dict(DEFAULT_SHELLS),
              "lattice": str(pd.read_parquet(events_path, columns=["lattice"])["lattice"].iloc[0])}
     save_ensemble(out_dir, fit.ensemble, data.params, data.species, extra=extra)
-    write_json({"model": model, "device": device, **fit.summary(), "train_config": cfg.for_kind(model).to_dict(),
-                 "provenance": record}, Path(out_dir) / "training.json")
+    write_json({"model": model, "device": str(data.device), **fit.summary(),
+                "train_config": cfg.for_kind(model).to_dict(), "provenance": record}, Path(out_dir) / "training.json")
     log.info("%s: %d members, %d epochs", model, fit.ensemble.n_members, fit.n_epochs)
 
 

@@ -45,6 +45,15 @@ def transfer_summary(metrics: Mapping[str, Mapping], tolerance: float) -> dict |
             "tolerance": tolerance, "within_tolerance": bool(ratio <= 1.0 + tolerance)}
 
 
+def per_composition(predictions: pd.DataFrame) -> list[dict]:
+    """MAE (eV and % of the mean barrier) of each (part, composition) of a predictions table."""
+    per_comp = (predictions.assign(abs_err=(predictions["barrier_pred"] - predictions["barrier_neb"]).abs())
+                .groupby(["part", "composition"])
+                .agg(n=("abs_err", "size"), MAE=("abs_err", "mean"), mean_barrier=("barrier_neb", "mean")))
+    per_comp["MAE_pct"] = 100 * per_comp["MAE"] / per_comp["mean_barrier"]
+    return [{"part": p, "composition": c, **{k: float(v) for k, v in row.items()}} for (p, c), row in per_comp.iterrows()]
+
+
 def train_step(set_name: str, arch: str, events_path: str | Path, transfer_path: str | Path | None,
                set_cfg: Mapping, params: Mapping, out_dir: str | Path, threads: int = 1) -> dict:
     """Train one architecture on one set; write model.pt, training.json, predictions.parquet, metrics.json."""
@@ -100,16 +109,11 @@ def train_step(set_name: str, arch: str, events_path: str | Path, transfer_path:
                                     "barrier_neb": yt, "barrier_pred": pt}))
     predictions = pd.concat(frames, ignore_index=True)
     predictions.to_parquet(out / "predictions.parquet", index=False)
-    per_comp = (predictions.assign(abs_err=(predictions["barrier_pred"] - predictions["barrier_neb"]).abs())
-                .groupby(["part", "composition"])
-                .agg(n=("abs_err", "size"), MAE=("abs_err", "mean"), mean_barrier=("barrier_neb", "mean")))
-    per_comp["MAE_pct"] = 100 * per_comp["MAE"] / per_comp["mean_barrier"]
     record = {
         "set": set_name, "arch": arch, "lattice": kind, "species": species, "grid": grid, "cutoff": cutoff,
         "held_out": list(set_cfg.get("held_out") or []), "n_parameters": sum(p.numel() for p in fit.model.parameters()),
         "best_epoch": fit.best_epoch, "epochs": len(fit.history), "metrics": metrics,
-        "per_composition": [{"part": p, "composition": c, **{k: float(v) for k, v in row.items()}}
-                            for (p, c), row in per_comp.iterrows()],
+        "per_composition": per_composition(predictions),
         "transfer": transfer_summary(metrics, float(params["transfer_tolerance"])),
     }
     write_json(record, out / "metrics.json")
