@@ -95,6 +95,27 @@ def test_wrong_ensemble_and_missing_folder(demo, tmp_path) -> None:
     assert validate_config(demo)["kmc"]["runs"][name]["rate_model"]["kol"] == str(tmp_path / "M_KOL")
 
 
+def test_db_nnk_ensembles_of_this_run_need_the_db_architecture(demo) -> None:
+    """A detailed-balance run may take this run's DB-NNK ensembles (rule train_nnk_db), when a set trains db."""
+    name = next(iter(_db_runs(demo)))
+    rm = demo["kmc"]["runs"][name]["rate_model"]
+    rm.update(kol=None, energy="results/{run}/nnk/cuni/db/M_EXT", kra="results/{run}/nnk/cuni/db/KRA")
+    demo["nnk"]["architectures"] = ["mlp", "db"]
+    assert validate_config(copy.deepcopy(demo))["kmc"]["runs"][name]["rate_model"]["energy"] == \
+        "results/demo/nnk/cuni/db/M_EXT"
+    demo["nnk"]["architectures"] = ["mlp"]
+    with pytest.raises(ConfigError, match=rf"kmc\.runs\.{name}\.rate_model\.energy: results/demo/nnk/cuni/db/M_EXT "
+                                          r"is this run's DB-NNK output, but no NNK set 'cuni' trains architecture db"):
+        validate_config(demo)
+
+
+def test_audit_markov_cells_name_audited_runs(demo) -> None:
+    demo["balance_audit"]["markov_supercells"] = {"no_such_run": 4}
+    with pytest.raises(ConfigError, match=r"balance_audit\.markov_supercells\.no_such_run: 'no_such_run' is not an "
+                                          r"audited run"):
+        validate_config(demo)
+
+
 def test_renamed_run_dry_run_trains_the_models_before_kmc(demo, tmp_path) -> None:
     """Snakemake's DAG: the detailed-balance kMC run of a renamed run needs that run's M_KOL and KRA."""
     demo["run"] = "other_name"

@@ -1,7 +1,7 @@
 # kMC stage: residence-time kMC runs (dbkmc.kmc.engine) and their analyses (dbkmc.kmc.analysis).
 # One run = config kmc.runs.<name>: every (temperature, replica) trajectory in one batch.
 
-from dbkmc.core.config_kmc import ENSEMBLE_MODELS, PREFACTOR_DIR, PREFACTOR_MODELS, is_run_model_dir
+from dbkmc.core.config_kmc import ENSEMBLE_MODELS, PREFACTOR_DIR, PREFACTOR_MODELS, is_run_model_dir, nnk_db_set_of
 
 KMC_CFG = config["kmc"]
 KMC_RUNS = KMC_CFG["runs"]
@@ -25,6 +25,8 @@ def kmc_run_inputs(wc):
     for key, model in ENSEMBLE_MODELS.items():  # detailed balance: this run's model-stage ensembles
         if spec.get(key) and is_run_model_dir(spec[key], RUN, model):  # (ensembles of other runs: no rule)
             files[key] = [f"{OUT}/models/{model}/member_{k}.pt" for k in range(MODELS_CFG["n_members"])]
+        elif spec.get(key) and nnk_db_set_of(spec[key], RUN, model):  # this run's DB-NNK: rule train_nnk_db
+            files[key] = [f"{spec[key]}/member_{k}.pt" for k in range(MODELS_CFG["n_members"])]
     if spec.get("prefactor") and is_run_model_dir(spec["prefactor"], RUN, PREFACTOR_DIR):  # this run's prefactors
         files["prefactor"] = [f"{OUT}/models/{PREFACTOR_DIR}/{model}/member_{k}.pt" for model in PREFACTOR_MODELS
                               for k in range(config["prefactors"]["n_members"])]  # rule train_prefactor

@@ -35,7 +35,8 @@ def semantic_issues(cfg: Mapping[str, Any]) -> Iterator[Issue]:
     yield from _nnk_issues(cfg["nnk"], cfg["datasets"])
     if "hessians" in cfg:
         yield from _hessians_issues(cfg["hessians"], cfg["models"], cfg["datasets"])
-    yield from kmc_issues(cfg["kmc"], run=cfg["run"], model_stage=cfg["models"]["dataset"] is not None)
+    yield from kmc_issues(cfg["kmc"], run=cfg["run"], model_stage=cfg["models"]["dataset"] is not None,
+                          nnk_db_sets=list(cfg["nnk"]["sets"]) if "db" in cfg["nnk"]["architectures"] else [])
     if "balance_audit" in cfg:
         yield from _balance_audit_issues(cfg["balance_audit"], cfg["kmc"]["runs"])
 
@@ -45,6 +46,9 @@ def _balance_audit_issues(audit: Mapping[str, Any], runs: Mapping[str, Any]) -> 
     for i, name in enumerate(audit["runs"] if audit["enabled"] else []):
         if name not in runs:
             yield ("balance_audit", "runs", i), f"{name!r} is not a kmc run (defined: {', '.join(runs) or 'none'})"
+    for name in audit["markov_supercells"] if audit["enabled"] else []:
+        if name not in audit["runs"]:
+            yield ("balance_audit", "markov_supercells", name), f"{name!r} is not an audited run ({audit['runs']})"
 
 
 def _models_issues(models: Mapping[str, Any], datasets: Mapping[str, Any]) -> Iterator[Issue]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +64,32 @@ def is_run_model_dir(path: str, run: str, model: str) -> bool:
     return Path(path) == Path(run_model_dir(run, model))
 
 
-def kmc_issues(kmc: Mapping[str, Any], *, run: str, model_stage: bool) -> Iterator[Issue]:
+def run_nnk_db_dir(run: str, nnk_set: str, model: str) -> str:
+    """This run's DB-NNK ensemble folder (rule ``train_nnk_db``): ``results/<run>/nnk/<set>/db/<model>``."""
+    return f"results/{run}/nnk/{nnk_set}/db/{model}"
+
+
+def nnk_db_set_of(path: str, run: str, model: str) -> str | None:
+    """The NNK set whose DB-NNK ``model`` ensemble ``path`` names in this run, or None."""
+    parts = Path(path).parts
+    if len(parts) == 6 and parts[:3] == ("results", run, "nnk") and parts[4:] == ("db", model):
+        return parts[3]
+    return None
+
+
+def kmc_issues(kmc: Mapping[str, Any], *, run: str, model_stage: bool,
+               nnk_db_sets: Sequence[str] = ()) -> Iterator[Issue]:
     """Cross-field issues of the kmc block; ``run`` and ``model_stage`` (models.dataset set) are the
-    run's name and whether this run trains the ensembles that detailed-balance rates may name."""
+    run's name and whether this run trains the ensembles that detailed-balance rates may name;
+    ``nnk_db_sets``: the NNK sets whose DB-NNK ensembles this run trains (nnk.architectures has db)."""
     for name, spec in kmc["runs"].items():
         yield from _run_issues(("kmc", "runs", name), spec)
-        yield from _ensemble_issues(("kmc", "runs", name, "rate_model"), spec["rate_model"], run, model_stage)
+        yield from _ensemble_issues(("kmc", "runs", name, "rate_model"), spec["rate_model"], run, model_stage,
+                                    nnk_db_sets)
 
 
-def _ensemble_issues(key: tuple[Any, ...], rm: Mapping[str, Any], run: str, model_stage: bool) -> Iterator[Issue]:
+def _ensemble_issues(key: tuple[Any, ...], rm: Mapping[str, Any], run: str, model_stage: bool,
+                     nnk_db_sets: Sequence[str] = ()) -> Iterator[Issue]:
     """detailed_balance: each ensemble is this run's model-stage output or an existing folder."""
     if rm["kind"] != "detailed_balance":
         return
@@ -87,7 +104,12 @@ def _ensemble_issues(key: tuple[Any, ...], rm: Mapping[str, Any], run: str, mode
         folder = rm[field]
         if not folder:
             continue
-        if is_run_model_dir(folder, run, model):
+        nnk_set = nnk_db_set_of(folder, run, model)
+        if nnk_set is not None:
+            if nnk_set not in nnk_db_sets:
+                yield (*key, field), (f"{folder} is this run's DB-NNK output, but no NNK set {nnk_set!r} trains "
+                                      "architecture db (nnk.sets, nnk.architectures)")
+        elif is_run_model_dir(folder, run, model):
             if not model_stage:
                 yield (*key, field), (f"{folder} is this run's model-stage output, but the model stage is off "
                                       "(set models.dataset)")

@@ -2,7 +2,7 @@
 
 For every kMC run named in ``balance_audit.runs`` (:mod:`dbkmc.kmc.balance_audit`): the run's rate model on
 the run's own structure for the closed-loop drift, and the same model on a tiny cell of the same lattice
-(``markov_supercell``; the run's most abundant species with one atom of every other species and one
+(``markov_supercell``, or the run's entry of ``markov_supercells``; the run's most abundant species with one atom of every other species and one
 vacancy) for the Markov check.
 """
 
@@ -51,7 +51,7 @@ def audit_run(name: str, run: Mapping[str, Any], cfg: Mapping[str, Any], device:
     missing = {L: s for L, s in status.items() if s != "ok"}
     if missing:
         raise ValueError(f"balance_audit.loop_lengths: run {name}: no full set of loops for {missing}")
-    tiny = Lattice(lattice.kind, int(cfg["markov_supercell"]), lattice.a)
+    tiny = Lattice(lattice.kind, int(cfg["markov_supercells"].get(name, cfg["markov_supercell"])), lattice.a)
     tiny_model = build_rate_model(run["rate_model"], tiny, species, device, key=f"{key}.rate_model")
     temperature = float(cfg["temperature"])
     row = markov_audit(tiny_model, tiny, tiny_start(tiny, digits, species), temperature)
