@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 
@@ -161,6 +162,16 @@ def test_config_checks_name_the_key(block, key, reason):
     cfg = yaml.safe_load(open("config/prefactors_cuni.yaml"))
     cfg["hessians"].update(block)
     with pytest.raises(ConfigError, match=re.escape(f"config error at {key}: ") + ".*" + re.escape(reason)):
+        validate_config(cfg)
+
+
+def test_far_field_pseudo_dataset_is_a_hessians_dataset_when_switched_on():
+    """config/prefactors_far_field.yaml: the far-field cells of Fig 11 get prefactors too; without far_field.enabled
+    the name is unknown."""
+    cfg = yaml.safe_load(open("config/prefactors_far_field.yaml"))
+    assert validate_config(copy.deepcopy(cfg))["hessians"]["dataset"] == "far-field"
+    cfg["far_field"]["enabled"] = False
+    with pytest.raises(ConfigError, match=re.escape("config error at hessians.dataset: unknown dataset 'far-field'")):
         validate_config(cfg)
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from dbkmc.core.config_kmc import kmc_issues
+from dbkmc.core.constants import FAR_FIELD_DATASET
 from dbkmc.core.potential_files import file_elements, potential_dirs, resolve_potential_file
 
 SUM_TOLERANCE = 1e-6
@@ -34,7 +35,8 @@ def semantic_issues(cfg: Mapping[str, Any]) -> Iterator[Issue]:
     yield from _far_field_issues(cfg["far_field"], cfg["potentials"])
     yield from _nnk_issues(cfg["nnk"], cfg["datasets"])
     if "hessians" in cfg:
-        yield from _hessians_issues(cfg["hessians"], cfg["models"], cfg["datasets"])
+        far_field = [FAR_FIELD_DATASET] if cfg["far_field"]["enabled"] else []
+        yield from _hessians_issues(cfg["hessians"], cfg["models"], [*cfg["datasets"], *far_field])
     yield from kmc_issues(cfg["kmc"], run=cfg["run"], model_stage=cfg["models"]["dataset"] is not None,
                           nnk_db_sets=list(cfg["nnk"]["sets"]) if "db" in cfg["nnk"]["architectures"] else [])
     if "balance_audit" in cfg:
@@ -59,8 +61,9 @@ def _models_issues(models: Mapping[str, Any], datasets: Mapping[str, Any]) -> It
 
 
 def _hessians_issues(hessians: Mapping[str, Any], models: Mapping[str, Any],
-                     datasets: Mapping[str, Any]) -> Iterator[Issue]:
-    """The hessians rule: a defined dataset, and full_check and n_shards within n_events."""
+                     datasets: Sequence[str]) -> Iterator[Issue]:
+    """The hessians rule: a defined dataset (or the far-field pseudo-dataset), and full_check and n_shards
+    within n_events."""
     if not hessians["enabled"]:
         return
     name = hessians["dataset"] if hessians["dataset"] is not None else models["dataset"]

@@ -30,11 +30,10 @@ import numpy as np
 import pandas as pd
 
 from dbkmc.core.composition import composition_key, exact_counts
+from dbkmc.core.constants import FAR_FIELD_DATASET
 from dbkmc.core.lattice import COORDINATION, Lattice
 from dbkmc.core.sampling import event_row, random_configuration
 
-FAR_FIELD_DATASET = "far-field"
-"""Name of the pseudo-dataset; dataset names in a config cannot contain '-', so it never clashes."""
 
 _MILLI = 1000  # r_cut enters the seed in mÅ
 
