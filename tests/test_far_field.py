@@ -67,6 +67,37 @@ def test_noise_floor_counts_every_cell_and_refuses_missing_ones():
         noise_floor(sampled, acc.iloc[1:], rej)
 
 
+def test_far_field_table_adds_the_prefactor_floor_when_the_cells_have_prefactors(tmp_path):
+    """Rule far_field with the hessians of the far-field cells: the spread of ln nu_AB, S_KRA and dS per r_cut,
+    counting the cells that the NEB or the Hessian QC rejected."""
+    from dbkmc.core.sampling import write_events
+    from dbkmc.stages.far_field import far_field_step
+
+    ids = [f"e{i}" for i in range(8)]
+    sampled = [{"event_id": e, "r_cut": 4.0 if i < 4 else 6.0, "n_frozen": 30 if i < 4 else 80} for i, e in enumerate(ids)]
+    write_events(sampled, tmp_path / "sampled.jsonl")
+    frame = pd.DataFrame(sampled)
+    events = frame.iloc[:7].assign(dE=np.linspace(0, 0.06, 7), E_KRA=np.linspace(0.7, 0.76, 7))
+    events.to_parquet(tmp_path / "events.parquet")
+    frame.iloc[[7]].assign(reject_reason="neb_not_converged").to_parquet(tmp_path / "rejects.parquet")
+    ln_nu = [29.3, 29.5, 29.4, 29.45, 29.40, 29.44]
+    pre = events.iloc[[0, 1, 2, 3, 5, 6]].assign(ln_nu_AB=ln_nu, S_KRA=[-v for v in ln_nu], dS=0.0)
+    pre.to_parquet(tmp_path / "prefactors.parquet")
+    events.iloc[[4]].assign(reject_reason="saddle_modes").to_parquet(tmp_path / "pre_rejects.parquet")
+    out = tmp_path / "far_field.csv"
+    table = far_field_step(tmp_path / "sampled.jsonl", tmp_path / "events.parquet", tmp_path / "rejects.parquet", {},
+                           None, out, tmp_path / "fig11.png", tmp_path / "prefactors.parquet",
+                           tmp_path / "pre_rejects.parquet").set_index("r_cut_angstrom")
+    assert list(table["n_prefactors"]) == [4, 2] and list(table["n_accepted"]) == [4, 3]
+    assert np.isclose(table.loc[4.0, "std_ln_nu_AB"], np.std(ln_nu[:4], ddof=1))
+    assert np.isclose(table.loc[6.0, "std_S_KRA"], np.std(ln_nu[4:], ddof=1))
+    assert table.loc[6.0, "std_dS"] == 0.0
+    assert (tmp_path / "fig11.png").stat().st_size > 0 and "std_ln_nu_AB_se" in pd.read_csv(out).columns
+    with pytest.raises(ValueError, match="neither accepted nor rejected"):   # a cell lost between NEB and Hessians
+        far_field_step(tmp_path / "sampled.jsonl", tmp_path / "events.parquet", tmp_path / "rejects.parquet", {},
+                       None, out, tmp_path / "fig11.png", tmp_path / "prefactors.parquet", None)
+
+
 CUNI = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["potentials"]
 FAR = {
     "run": "far",

@@ -24,6 +24,14 @@ def far_field_metrics():
     return {m: f"{OUT}/models/{m}/metrics.json" for m in MODEL_KINDS}
 
 
+def far_field_prefactors():
+    """The prefactor table and its rejects when rule hessians runs on the far-field cells; else none."""
+    h = config["hessians"]
+    if not (h["enabled"] and h["dataset"] == FAR_FIELD_DATASET):
+        return []
+    return [f"{FF_DIR}/hessians/prefactors.parquet", f"{FF_DIR}/hessians/rejects.parquet"]
+
+
 # The far-field cells replace the random sampling of the pseudo-dataset.
 ruleorder: far_field_events > sample_events
 
@@ -59,6 +67,7 @@ rule far_field:
         events=f"{FF_DIR}/events.parquet",
         rejects=f"{FF_DIR}/rejects.parquet",
         metrics=lambda wc: list(far_field_metrics().values()),
+        prefactors=far_field_prefactors(),
     output:
         table=f"{OUT}/tables/far_field.csv",
         figure=report(f"{OUT}/figures/fig11_far_field.png", caption="../report/far_field.rst",

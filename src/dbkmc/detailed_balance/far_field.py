@@ -126,8 +126,9 @@ def far_field_events(
     return events
 
 
-def noise_floor(sampled: pd.DataFrame, accepted: pd.DataFrame, rejected: pd.DataFrame) -> pd.DataFrame:
-    """Spread of dE and E_KRA per ``r_cut``: one row per cutoff.
+def noise_floor(sampled: pd.DataFrame, accepted: pd.DataFrame, rejected: pd.DataFrame,
+                quantities: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Spread of dE and E_KRA (or of ``quantities``: column -> unit suffix) per ``r_cut``: one row per cutoff.
 
     ``sampled``: the far-field events as sampled; ``accepted``/``rejected``:
     the dataset stage's events and rejects. Columns: ``r_cut_angstrom``, ``n_frozen``,
@@ -135,14 +136,16 @@ def noise_floor(sampled: pd.DataFrame, accepted: pd.DataFrame, rejected: pd.Data
     ``std_dE_se_eV``, ``mean_E_KRA_eV``, ``std_E_KRA_eV``, ``std_E_KRA_se_eV``
     (sample standard deviations, ``se`` = std / sqrt(2 (n - 1))), ``status``.
     """
+    quantities = dict(quantities or {"dE": "_eV", "E_KRA": "_eV"})
     seen = set(accepted.get("event_id", [])) | set(rejected.get("event_id", []))
     missing = sorted(set(sampled["event_id"]) - seen)
     if missing:
         raise ValueError(f"far field: {len(missing)} sampled events are neither accepted nor rejected, "
                          f"e.g. {missing[:3]}; rerun the neb and collect_dataset rules")
-    values = accepted[["dE", "E_KRA"]].to_numpy(np.float64) if len(accepted) else np.empty((0, 2))
+    names = list(quantities)
+    values = accepted[names].to_numpy(np.float64) if len(accepted) else np.empty((0, len(names)))
     if not np.isfinite(values).all():
-        raise ValueError("far field: accepted events with non-finite dE or E_KRA")
+        raise ValueError(f"far field: accepted events with non-finite {' or '.join(names)}")
     rows = []
     for r_cut, design in sampled.groupby("r_cut", sort=True):
         acc = accepted[accepted["r_cut"] == r_cut] if len(accepted) else accepted
@@ -150,15 +153,19 @@ def noise_floor(sampled: pd.DataFrame, accepted: pd.DataFrame, rejected: pd.Data
         row: dict[str, Any] = {"r_cut_angstrom": float(r_cut), "n_frozen": int(design["n_frozen"].iloc[0]),
                                "n_sampled": len(design), "n_accepted": len(acc), "n_rejected": n_rej}
         n = len(acc)
-        for q in ("dE", "E_KRA"):
+        for q, unit in quantities.items():
             x = acc[q].to_numpy(np.float64) if n else np.empty(0)
             std = float(np.std(x, ddof=1)) if n > 1 else float("nan")
-            row[f"mean_{q}_eV"] = float(np.mean(x)) if n else float("nan")
-            row[f"std_{q}_eV"] = std
-            row[f"std_{q}_se_eV"] = std / np.sqrt(2.0 * (n - 1)) if n > 1 else float("nan")
+            row[f"mean_{q}{unit}"] = float(np.mean(x)) if n else float("nan")
+            row[f"std_{q}{unit}"] = std
+            row[f"std_{q}_se{unit}"] = std / np.sqrt(2.0 * (n - 1)) if n > 1 else float("nan")
         row["status"] = "ok" if n > 1 else f"too few accepted events ({n})"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+PREFACTOR_QUANTITIES = {"ln_nu_AB": "", "S_KRA": "", "dS": ""}
+"""The prefactor terms whose far-field spread :func:`noise_floor` reports (dimensionless: ln of a frequency)."""
 
 
 def model_rmse(metrics: Mapping[str, Mapping[str, Any]], part: str = "test") -> dict[str, float]:

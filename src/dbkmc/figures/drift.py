@@ -48,8 +48,11 @@ def loop_drift_figure(summary: pd.DataFrame, out: str | Path) -> None:
 
 def far_field_figure(table: pd.DataFrame, model_rmse: Mapping[str, float], model_r_cut: float | None,
                      out: str | Path) -> None:
-    """Fig 11: std of dE (left) and E_KRA (right) against r_cut, with the models' test RMSEs at their cutoff."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    """Fig 11: std of dE (left) and E_KRA (right) against r_cut, with the models' test RMSEs at their cutoff;
+    a third panel with the spread of the prefactor terms (ln nu_AB, S_KRA, dS) when the table has them."""
+    prefactors = "std_ln_nu_AB" in table.columns
+    fig, axes = plt.subplots(1, 3 if prefactors else 2, figsize=(15 if prefactors else 10, 4))
+    left, right = axes[0], axes[1]
     ok = table[table["n_accepted"] > 1]
     for ax, q in ((left, "dE"), (right, "E_KRA")):
         ax.errorbar(ok["r_cut_angstrom"], 1000 * ok[f"std_{q}_eV"], yerr=1000 * ok[f"std_{q}_se_eV"], fmt="ko-", capsize=3,
@@ -65,6 +68,14 @@ def far_field_figure(table: pd.DataFrame, model_rmse: Mapping[str, float], model
         ax.yaxis.set_major_formatter(_PLAIN)
         ax.yaxis.set_minor_formatter(_PLAIN_2_5)
         ax.legend(fontsize=7)
+    if prefactors:
+        pre = table[table["n_prefactors"] > 1]
+        for i, q in enumerate(("ln_nu_AB", "S_KRA", "dS")):
+            axes[2].errorbar(pre["r_cut_angstrom"], pre[f"std_{q}"], yerr=pre[f"std_{q}_se"], fmt="os^"[i] + "-",
+                             color=f"C{i}", capsize=3, label=f"spread of {q}")
+        axes[2].set(xlabel="r_cut (Å)", ylabel="std (ln of a frequency)", yscale="log",
+                    title="Far-field floor: prefactor terms")
+        axes[2].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=150)
     plt.close(fig)

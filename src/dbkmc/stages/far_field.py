@@ -16,7 +16,7 @@ import pandas as pd
 
 from dbkmc.core.composition import vegard_lattice_parameter
 from dbkmc.figures.drift import far_field_figure
-from dbkmc.detailed_balance.far_field import far_field_events, model_rmse, noise_floor
+from dbkmc.detailed_balance.far_field import PREFACTOR_QUANTITIES, far_field_events, model_rmse, noise_floor
 from dbkmc.core.sampling import dataset_species, read_events, write_events
 
 log = logging.getLogger(__name__)
@@ -39,10 +39,21 @@ def far_field_events_step(dataset: str, dataset_cfg: Mapping[str, Any], potentia
 
 
 def far_field_step(sampled_path, events_path, rejects_path, metrics_paths: Mapping[str, str],
-                   model_r_cut: float | None, out_csv, out_png) -> pd.DataFrame:
-    """Fig 11: std of dE and E_KRA against r_cut (CSV and figure), with the models' test RMSEs."""
+                   model_r_cut: float | None, out_csv, out_png, prefactors_path=None,
+                   prefactor_rejects_path=None) -> pd.DataFrame:
+    """Fig 11: std of dE and E_KRA against r_cut (CSV and figure), with the models' test RMSEs; with the
+    prefactors of the far-field cells (rule hessians on the pseudo-dataset), also the std of ln nu_AB,
+    S_KRA and dS (columns ``*_ln_nu_AB``, ``*_S_KRA``, ``*_dS``, ``n_prefactors``, and a third panel)."""
     sampled = pd.DataFrame(read_events(sampled_path))
-    table = noise_floor(sampled, pd.read_parquet(events_path), pd.read_parquet(rejects_path))
+    rejects = pd.read_parquet(rejects_path)
+    table = noise_floor(sampled, pd.read_parquet(events_path), rejects)
+    if prefactors_path:
+        pre_rejects = pd.concat([rejects, pd.read_parquet(prefactor_rejects_path)], ignore_index=True) \
+            if prefactor_rejects_path else rejects
+        pre = noise_floor(sampled, pd.read_parquet(prefactors_path), pre_rejects, PREFACTOR_QUANTITIES)
+        keep = ["r_cut_angstrom"] + [c for c in pre.columns if any(c.endswith(q) or c.endswith(f"{q}_se")
+                                                                   for q in PREFACTOR_QUANTITIES)]
+        table = table.merge(pre[keep].assign(n_prefactors=pre["n_accepted"]), on="r_cut_angstrom", how="left")
     metrics = {name: json.loads(Path(p).read_text()) for name, p in metrics_paths.items()}
     rmse = model_rmse(metrics)
     for name, value in rmse.items():
