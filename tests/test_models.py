@@ -268,3 +268,22 @@ def test_subsample_is_nested_and_stratified() -> None:
     small, large = (set(subsample(split.train, ids, comps, f)) for f in (0.25, 0.5))
     assert small < large <= set(split.train)
     assert len(small) == 3 * round(0.25 * 30)
+
+
+def test_features_below_float32_resolution_are_standardised_as_constants() -> None:
+    """A feature whose spread is below float32 resolution of the input's largest feature (a |TW_A - TW_B|
+    component that is zero up to rounding) gets std 1: divided by its own std of 1e-8, rounding noise would
+    become an input of order one, and E_KRA of a jump and of its reverse would differ by meV in the kMC."""
+    from dbkmc.detailed_balance.model_base import EnergyMLP
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(200, 4, generator=gen, dtype=torch.float64) * 10.0
+    x[:, 1] = 1e-8 * torch.rand(200, generator=gen, dtype=torch.float64)     # rounding-level noise around 0
+    x[:, 2] = 5.0 + 1e-3 * torch.rand(200, generator=gen, dtype=torch.float64)  # small but real spread
+    x[:, 3] = 7.0                                                            # exactly constant
+    mlp = EnergyMLP(4, hidden=(8,), dropout=0.0)
+    mlp.set_standardization(x)
+    std = mlp.x_std.to(torch.float64)
+    assert std[1] == 1.0 and std[3] == 1.0
+    assert torch.isclose(std[2], x[:, 2].std(unbiased=False), rtol=1e-5)
+    assert torch.isclose(std[0], x[:, 0].std(unbiased=False), rtol=1e-5)

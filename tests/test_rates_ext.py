@@ -110,6 +110,38 @@ def test_detailed_balance_exact(kind: str) -> None:
             assert abs(float(d_e)) > 1e-6
 
 
+def ill_conditioned_float32_model(compiled: bool) -> ExtensiveRateModel:
+    """float32 members whose KRA standardises its inputs by stds at float32 resolution (as trained ensembles
+    did, on the tiny |TW_A - TW_B| components): rounding-level input differences move E_KRA by meV."""
+    lat = LATTICES["fcc"]
+    desc = SiteDescriptors(lat, len(SPECIES), 3, 2)
+    energy = random_ensemble("M_EXT", len(SPECIES) + desc.n_features, 1, n_species=len(SPECIES)).astype(torch.float32)
+    kra = random_ensemble("KRA", P.dim(len(SPECIES)), 2)
+    kra.buffers["energy.x_std"] = torch.full_like(kra.buffers["energy.x_std"], 1e-8)
+    return ExtensiveRateModel(energy, desc, kra.astype(torch.float32), P, lat, SPECIES, compiled=compiled)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_detailed_balance_survives_float32_members(compiled: bool) -> None:
+    """E_KRA(A->B) == E_KRA(B->A) bit for bit, jumps across the periodic boundary included: TW_B of the reverse
+    jump is formed from the other state, so the fingerprints are contracted in float64 and rounded to the
+    members' dtype before the symmetric input (a float32 contraction broke this by up to 20 meV)."""
+    lat = LATTICES["fcc"]
+    digits = random_digits(lat, 1, 1, seed=3)[0]
+    digits[int(torch.nonzero(digits == 0)[0, 0])] = 1
+    v = 5                                                        # a corner site: paths wrap around the cell
+    digits[v] = 0
+    model = ill_conditioned_float32_model(compiled)
+    kra_f, d_e = model.terms(digits[None], torch.tensor([[v]]))
+    assert float(kra_f.std()) > 1e-3                              # the KRA term is not a constant
+    for k, h in enumerate(lat.neighbors[v].tolist()):
+        after = digits.clone()
+        after[v], after[h] = digits[h], 0
+        kra_b, d_e_b = ill_conditioned_float32_model(compiled).terms(after[None], torch.tensor([[h]]))
+        assert float(kra_f[0, 0, k]) == float(kra_b[0, 0, reverse_path("fcc", k)]), k
+        assert abs(float(d_e[0, 0, k] + d_e_b[0, 0, reverse_path("fcc", k)])) < 1e-6   # float32 sums
+
+
 @pytest.mark.parametrize("n_vac", [1, 2])
 def test_engine_run_keeps_the_cache_exact(n_vac: int) -> None:
     """The kMC engine (a batch of 3 temperatures) with the incremental model: its barriers equal a fresh model's."""

@@ -13,6 +13,14 @@ import torch
 from torch import Tensor, nn
 
 _CONSTANT_FEATURE_RTOL = 1e-6  # std below this fraction of |mean| (plus a floor): a constant feature
+_FEATURE_RESOLUTION = 1e-5
+"""std below this fraction of the largest feature magnitude of the input: below float32 resolution, a constant.
+
+A feature computed in float32 beside features of magnitude X carries rounding noise of about 1e-7 X (the
+difference features |TW_A - TW_B| of the KRA input above all: tiny angular terms minus themselves leave
+residues of an ulp of the larger terms). Standardised by its own tiny std, such noise becomes a
+standardised input of order one, and the network learns it. Then the kMC, which forms TW_B of a jump from
+the other state with another rounding, gets E_KRA(A->B) != E_KRA(B->A) by meV."""
 
 
 class EnergyMLP(nn.Module):
@@ -54,12 +62,14 @@ class EnergyMLP(nn.Module):
     def set_standardization(self, x: Tensor, y_shift: float = 0.0, y_scale: float = 1.0) -> None:
         """Input mean/std from the (N, in_dim) training inputs ``x``; output shift and scale.
 
-        Constant features (std at float-rounding level of their mean) get
-        std 1, so they pass through as a harmless constant.
+        Constant features (std at float-rounding level of their mean, or below float32 resolution of the
+        input's largest feature, see ``_FEATURE_RESOLUTION``) get std 1, so they pass through as a harmless
+        constant.
         """
         x64 = x.detach().to(torch.float64)
         mean, std = x64.mean(0), x64.std(0, unbiased=False)
-        constant = std <= _CONSTANT_FEATURE_RTOL * mean.abs() + 1e-12
+        scale = float((mean.abs() + std).max()) if mean.numel() else 0.0
+        constant = std <= _CONSTANT_FEATURE_RTOL * mean.abs() + _FEATURE_RESOLUTION * scale + 1e-12
         std = torch.where(constant, torch.ones_like(std), std)
         self.x_mean.copy_(mean)
         self.x_std.copy_(std)

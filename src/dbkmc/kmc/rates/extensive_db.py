@@ -130,9 +130,12 @@ class ExtensiveRateModel:
         self.hops = HopDescriptors(descriptors)
         self.site_energy = StackedSiteEnergy(energy)
         self._kra_energy = StackedEnergy(kra)
-        # TW fingerprints in the KRA members' precision: float32 members read float32 contractions (half the
-        # cost of float64; E_KRA then agrees with a float64 contraction to ~1e-7 eV), float64 members float64
-        self.aev = LatticeAEV(lattice, params, n_species, device=self.device, dtype=self._kra_energy.dtype,
+        # TW fingerprints contracted in float64 and rounded to the KRA members' dtype before the symmetric input,
+        # as the model stage feeds them (dbkmc.kmc.rates.detailed_balance). A float32 contraction forms a jump's
+        # TW_B from the other state with other rounding; trained KRA ensembles react to rounding-level
+        # differences of tiny features (|TW_A - TW_B| components near 0), so E_KRA(A->B) and E_KRA(B->A)
+        # differed by up to 20 meV and detailed balance failed (flux imbalance 1e-5, loop drift of meV).
+        self.aev = LatticeAEV(lattice, params, n_species, device=self.device, dtype=torch.float64,
                               first_species=1)
         self._hc = torch.as_tensor(lattice.half_coords, dtype=torch.long, device=self.device)
         offs, _ = shell_offsets(lattice.kind, descriptors.reach_shell)
@@ -202,11 +205,11 @@ class ExtensiveRateModel:
 
     @torch.no_grad()
     def kra_energies(self, d: Tensor, vac: Tensor) -> Tensor:
-        """E_KRA (T, m, z) of every path (the KRA ensemble on TW fingerprints contracted in its dtype)."""
+        """E_KRA (T, m, z) of every path (the KRA ensemble on TW fingerprints contracted in float64, rounded to its dtype)."""
         t, m = vac.shape
         tw_a, tw_b = self.aev.transition_fingerprints(d, vac)
-        dim = self.aev.dim
-        x = KRAModel.symmetric_input(tw_a.reshape(-1, dim), tw_b.reshape(-1, dim))
+        dim, dtype = self.aev.dim, self._kra_energy.dtype
+        x = KRAModel.symmetric_input(tw_a.reshape(-1, dim).to(dtype), tw_b.reshape(-1, dim).to(dtype))  # round, then combine
         return self._kra_energy(x).reshape(t, m, self.z)
 
     @torch.no_grad()

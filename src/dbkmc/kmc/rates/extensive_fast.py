@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from dbkmc.core.lattice import NN_VECTORS
+from dbkmc.detailed_balance.models import KRAModel
 from dbkmc.kmc.rates import extensive_kernels as kern
 from dbkmc.kmc.rates import transition_kernels as tw_kern
 
@@ -235,7 +236,9 @@ class CompiledStep:
         self.paths_evaluated += m
         tw_kern.tw_features(self.xa, self.xb, m, self.w3, self.w_col, self.w_all, self.n_species, self.f_a, self.f_b,
                          self.x_kra)
-        y = self.model._kra_energy(torch.from_numpy(self.x_kra[:m])).numpy().astype(np.float64)
+        dtype = self.model._kra_energy.dtype      # float64 fingerprints rounded, then combined (ExtensiveRateModel)
+        x = KRAModel.symmetric_input(torch.from_numpy(self.f_a[:m]).to(dtype), torch.from_numpy(self.f_b[:m]).to(dtype))
+        y = self.model._kra_energy(x).numpy().astype(np.float64)
         kern.store_rows(y, self.kra_idx, m, self.kra_hashes, self.kra_keys, self.kra_vals, out)
         return out
 
